@@ -1,0 +1,70 @@
+"""Load and validate every character file in a directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from .model import Character
+
+
+class CharacterFileError(ValueError):
+    """A character file that cannot be used: names the file, the field and the fault."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(file)"
+        out.append(f"{where}: {err['msg']}")
+    return out
+
+
+def load_character(path: Path) -> Character:
+    """Parse and validate one YAML file.
+
+    Raises:
+        CharacterFileError: unreadable YAML, or a field that fails validation.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CharacterFileError(path, [f"(file): cannot be read as YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise CharacterFileError(path, ["(file): must be a mapping of character fields"])
+    try:
+        character = Character.model_validate(raw)
+    except ValidationError as exc:
+        raise CharacterFileError(path, _problems(exc)) from None
+    if character.slug != path.stem:
+        raise CharacterFileError(path, [f"slug: {character.slug!r} must match the file name {path.stem!r}"])
+    return character
+
+
+def load_characters(directory: Path) -> dict[str, Character]:
+    """Every `*.yaml` / `*.yml` character in `directory`, by slug.
+
+    Raises:
+        CharacterFileError: the first bad file (start-up stops on it).
+        FileNotFoundError: `directory` does not exist.
+    """
+    if not directory.is_dir():
+        raise FileNotFoundError(f"characters directory {directory} does not exist")
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    characters: dict[str, Character] = {}
+    for path in files:
+        character = load_character(path)
+        if character.slug in characters:
+            raise CharacterFileError(path, [f"slug: {character.slug!r} is defined twice"])
+        characters[character.slug] = character
+    return characters
+
+
+DEFAULT_CHARACTERS_DIR = Path(__file__).resolve().parent

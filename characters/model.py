@@ -1,0 +1,178 @@
+"""The character file format: one YAML file per character, validated on load."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from .language import validate_language
+from .voice_models import VOICE_MODELS
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# Request fields a character may lock against per-session overrides.
+OVERRIDABLE_FIELDS = (
+    "language",
+    "system_prompt",
+    "greeting",
+    "voice_model",
+    "reference_audio_url",
+    "mcp_headers",
+    "metadata",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LLMConfig(_Strict):
+    """Which OpenAI-compatible model the agent talks with."""
+
+    model: str = "gpt-4o-mini"
+    base_url: AnyHttpUrl | None = None
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+
+
+class STTConfig(_Strict):
+    """Deepgram speech-to-text settings."""
+
+    model: str = "nova-3"
+
+
+class MCPServerConfig(_Strict):
+    """An MCP server the agent may call tools on, over streamable HTTP.
+
+    `headers` values may reference the worker's environment as `${ENV_NAME}`; they
+    are resolved on the worker and never travel in room metadata.
+    `metadata_arguments` maps a tool argument name to a key of the session
+    metadata: the worker fills it and hides it from the LLM.
+    """
+
+    name: Name
+    url: AnyHttpUrl
+    headers: dict[str, str] = Field(default_factory=dict)
+    allowed_tools: list[str] | None = None
+    timeout: float = Field(10.0, gt=0, le=300)
+    metadata_arguments: dict[str, str] = Field(default_factory=dict)
+
+
+FormFieldType = Literal["string", "number", "integer", "boolean", "email", "phone", "date", "choice"]
+
+
+class FormField(_Strict):
+    """One answer the agent collects during the call."""
+
+    name: Name
+    type: FormFieldType = "string"
+    description: str = ""
+    required: bool = False
+    choices: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _choices_match_type(self) -> FormField:
+        if self.type == "choice" and not self.choices:
+            raise ValueError("a field of type 'choice' needs a non-empty 'choices' list")
+        if self.choices is not None and self.type != "choice":
+            raise ValueError("'choices' is only allowed on fields of type 'choice'")
+        return self
+
+
+class FormConfig(_Strict):
+    """The form a character fills in during the call."""
+
+    fields: list[FormField] = Field(min_length=1)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_names(cls, fields: list[FormField]) -> list[FormField]:
+        names = [f.name for f in fields]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate form field names: {', '.join(dupes)}")
+        return fields
+
+
+class VoiceSettings(_Strict):
+    """Chatterbox generation parameters."""
+
+    exaggeration: float = Field(0.5, ge=0.0, le=2.0)
+    cfg_weight: float = Field(0.5, ge=0.0, le=1.0)
+    temperature: float = Field(0.8, gt=0.0, le=2.0)
+
+
+class Character(_Strict):
+    """A talking, tool-using character, as written in `characters/<slug>.yaml`."""
+
+    slug: Slug
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    active: bool = True
+    language: str | None = None
+    system_prompt: str = Field(min_length=1, max_length=20_000)
+    greeting: str = Field("", max_length=2_000)
+    greeting_interruptible: bool = True
+    voice_model: str = "chatterbox-en-v1"
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    reference_audio_url: AnyHttpUrl | None = None
+    allowed_origins: list[str] = Field(default_factory=list)
+    max_concurrent_sessions: int = Field(10, ge=1, le=100_000)
+    max_duration_seconds: int = Field(3600, ge=10, le=24 * 3600)
+    join_timeout_seconds: int = Field(120, ge=5, le=3600)
+    locked_fields: list[Literal[OVERRIDABLE_FIELDS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    stt: STTConfig = Field(default_factory=STTConfig)
+    mcp_servers: list[MCPServerConfig] = Field(default_factory=list)
+    form: FormConfig | None = None
+    webhook_url: AnyHttpUrl | None = None
+    webhook_secret: str | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        return None if value is None else validate_language(value)
+
+    @field_validator("voice_model")
+    @classmethod
+    def _voice_model(cls, value: str) -> str:
+        if value not in VOICE_MODELS:
+            raise ValueError(f"unknown voice model {value!r}; known: {', '.join(sorted(VOICE_MODELS))}")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, patterns: list[str]) -> list[str]:
+        from .origins import validate_origin_pattern
+
+        return [validate_origin_pattern(p) for p in patterns]
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _unique_servers(cls, servers: list[MCPServerConfig]) -> list[MCPServerConfig]:
+        names = [s.name for s in servers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate MCP server names: {', '.join(dupes)}")
+        return servers
+
+    @model_validator(mode="after")
+    def _voice_model_speaks_language(self) -> Character:
+        from .voice_models import VoiceModelError, resolve_voice_model
+
+        try:
+            resolve_voice_model(requested=None, default=self.voice_model, language=self.language)
+        except VoiceModelError as exc:
+            raise ValueError(str(exc)) from None
+        return self

@@ -1,0 +1,100 @@
+"""The session configuration that travels from the token server to the agent.
+
+Two halves, one contract for producer and consumer:
+
+- `SessionConfig` is the room metadata. Every participant, the browser included,
+  can read it, so it holds only the non-secret effective configuration.
+- `DispatchConfig` is the dispatch metadata, which only the agent receives: the
+  session id and the secrets (per-session `mcp_headers` and the character's MCP
+  header templates, whose `${ENV_NAME}` references the worker resolves).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+from .model import Character, FormConfig, LLMConfig, MCPServerConfig, STTConfig, VoiceSettings
+
+SESSION_CONFIG_VERSION = 1
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_json(self) -> str:
+        """Compact JSON for LiveKit metadata."""
+        return self.model_dump_json(exclude_none=False)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes):
+        """Parse metadata written by `to_json`.
+
+        Raises:
+            pydantic.ValidationError: missing, malformed or of another version.
+        """
+        return cls.model_validate_json(raw or b"{}")
+
+
+class PublicMCPServer(_Wire):
+    """An MCP server as the room metadata shows it: no headers."""
+
+    name: str
+    url: AnyHttpUrl
+    allowed_tools: list[str] | None = None
+    timeout: float = 10.0
+    metadata_arguments: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, server: MCPServerConfig) -> PublicMCPServer:
+        """The public part of a character's MCP server entry."""
+        return cls(**server.model_dump(exclude={"headers"}))
+
+
+class SessionConfig(_Wire):
+    """Room metadata: the effective, public configuration of one session."""
+
+    version: Literal[1] = SESSION_CONFIG_VERSION
+    session_id: str
+    character: str
+    character_name: str
+    language: str | None
+    system_prompt: str
+    greeting: str
+    greeting_interruptible: bool = True
+    voice_model: str
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    reference_audio_url: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    form: FormConfig | None = None
+    mcp_servers: list[PublicMCPServer] = Field(default_factory=list)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    stt: STTConfig = Field(default_factory=STTConfig)
+    max_duration_seconds: int = 3600
+
+
+class DispatchConfig(_Wire):
+    """Dispatch metadata: what only the agent may know about a session."""
+
+    version: Literal[1] = SESSION_CONFIG_VERSION
+    session_id: str
+    mcp_headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    mcp_server_headers: dict[str, dict[str, str]] = Field(default_factory=dict, repr=False)
+
+    @classmethod
+    def for_session(
+        cls, session_id: str, character: Character, mcp_headers: dict[str, str]
+    ) -> DispatchConfig:
+        """The dispatch metadata for a session of `character`."""
+        return cls(
+            session_id=session_id,
+            mcp_headers=mcp_headers,
+            mcp_server_headers={s.name: dict(s.headers) for s in character.mcp_servers if s.headers},
+        )
+
+
+def metadata_size(value: dict[str, Any]) -> int:
+    """Serialised size in bytes of user metadata, as it is limited and stored."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())

@@ -1,0 +1,61 @@
+"""`{{name}}` placeholders in prompts and greetings, filled from session metadata.
+
+`{{user.name}}` walks nested objects; `{{name|default text}}` supplies a default.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(?:\|([^}]*))?\}\}")
+
+
+class MissingVariables(ValueError):
+    """Placeholders with no value in the metadata and no default."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"missing template variables: {', '.join(names)}")
+        self.names = names
+
+
+def _lookup(metadata: dict[str, Any], path: str) -> Any:
+    value: Any = metadata
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def missing_variables(template: str, metadata: dict[str, Any]) -> list[str]:
+    """Placeholder names in `template` that `metadata` cannot fill."""
+    return sorted(
+        {m[1] for m in _PLACEHOLDER.finditer(template) if m[2] is None and _lookup(metadata, m[1]) is None}
+    )
+
+
+def render(template: str, metadata: dict[str, Any]) -> str:
+    """Fill every placeholder in `template`.
+
+    Raises:
+        MissingVariables: some placeholder has neither a value nor a default.
+    """
+    missing = missing_variables(template, metadata)
+    if missing:
+        raise MissingVariables(missing)
+
+    def fill(match: re.Match[str]) -> str:
+        value = _lookup(metadata, match[1])
+        return match[2].strip() if value is None else _as_text(value)
+
+    return _PLACEHOLDER.sub(fill, template)
