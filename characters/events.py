@@ -1,0 +1,161 @@
+"""What the agent worker reports to the token server about a session.
+
+The worker posts batches to `POST /internal/v1/sessions/{session_id}/events`,
+authenticated by `Authorization: Bearer <ingest token>`: a short-lived JWT signed
+with the LiveKit API secret that both services already hold (issuer = API key,
+subject = session id, audience = `INGEST_AUDIENCE`). Every event carries an `id`
+unique within its session, so a retried batch is stored once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+import jwt
+from pydantic import BaseModel, ConfigDict, Field
+
+INGEST_AUDIENCE = "oshara-ingest"
+INGEST_PATH = "/internal/v1/sessions/{session_id}/events"
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BYTES = 256 * 1024
+_TEXT = 20_000
+
+
+def new_event_id() -> str:
+    """A fresh, unique event id."""
+    return uuid.uuid4().hex
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=new_event_id, min_length=1, max_length=64)
+    at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+class SessionStarted(_Event):
+    """The agent joined the room and is ready to talk."""
+
+    type: Literal["session_started"] = "session_started"
+    agent_version: str = Field("", max_length=64)
+
+
+class Transcript(_Event):
+    """One finished utterance by the user or the agent. Times are seconds since session start."""
+
+    type: Literal["transcript"] = "transcript"
+    role: Literal["user", "agent"]
+    text: str = Field(max_length=_TEXT)
+    start_time: float | None = None
+    end_time: float | None = None
+    interrupted: bool = False
+    language: str | None = Field(None, max_length=35)
+
+
+class ToolCall(_Event):
+    """One tool call: MCP (`server` set) or built-in (form, end_call)."""
+
+    type: Literal["tool_call"] = "tool_call"
+    server: str | None = Field(None, max_length=64)
+    tool: str = Field(max_length=128)
+    duration_ms: float = Field(ge=0)
+    ok: bool
+    error: str | None = Field(None, max_length=2_000)
+    # Arguments as the tool received them, with secret values removed.
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class FormUpdated(_Event):
+    """An accepted answer for one form field."""
+
+    type: Literal["form_updated"] = "form_updated"
+    field: str = Field(max_length=64)
+    value: Any
+
+
+class Metrics(_Event):
+    """Per-turn latency, in milliseconds; a stage that did not run is null."""
+
+    type: Literal["metrics"] = "metrics"
+    turn_id: str | None = Field(None, max_length=64)
+    end_of_turn_delay_ms: float | None = None
+    transcription_delay_ms: float | None = None
+    llm_ttft_ms: float | None = None
+    tts_ttfb_ms: float | None = None
+    e2e_latency_ms: float | None = None
+
+
+class Error(_Event):
+    """Something went wrong; `recoverable` says whether the conversation went on."""
+
+    type: Literal["error"] = "error"
+    source: Literal["stt", "llm", "tts", "mcp", "voice", "config", "agent"]
+    message: str = Field(max_length=2_000)
+    recoverable: bool = True
+
+
+class Usage(BaseModel):
+    """What a session consumed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio_seconds_in: float = Field(0.0, ge=0)
+    audio_seconds_out: float = Field(0.0, ge=0)
+    llm_prompt_tokens: int = Field(0, ge=0)
+    llm_completion_tokens: int = Field(0, ge=0)
+    tts_characters: int = Field(0, ge=0)
+
+
+class SessionEnded(_Event):
+    """The agent is done with the session."""
+
+    type: Literal["session_ended"] = "session_ended"
+    reason: str = Field(max_length=200)
+    usage: Usage = Field(default_factory=Usage)
+
+
+SessionEvent = Annotated[
+    SessionStarted | Transcript | ToolCall | FormUpdated | Metrics | Error | SessionEnded,
+    Field(discriminator="type"),
+]
+
+
+class EventBatch(BaseModel):
+    """The body of one ingest request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[SessionEvent] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
+def sign_ingest_token(api_key: str, api_secret: str, session_id: str, ttl_seconds: int = 300) -> str:
+    """A short-lived token that lets the worker report events for one session."""
+    now = dt.datetime.now(dt.UTC)
+    claims = {
+        "iss": api_key,
+        "sub": session_id,
+        "aud": INGEST_AUDIENCE,
+        "nbf": now - dt.timedelta(seconds=5),
+        "exp": now + dt.timedelta(seconds=ttl_seconds),
+    }
+    return jwt.encode(claims, api_secret, algorithm="HS256")
+
+
+def verify_ingest_token(token: str, api_key: str, api_secret: str) -> str:
+    """The session id an ingest token was signed for.
+
+    Raises:
+        jwt.InvalidTokenError: bad signature, wrong issuer or audience, expired.
+    """
+    claims = jwt.decode(
+        token,
+        api_secret,
+        algorithms=["HS256"],
+        audience=INGEST_AUDIENCE,
+        issuer=api_key,
+        options={"require": ["exp", "sub", "iss", "aud"]},
+        leeway=5,
+    )
+    return str(claims["sub"])
