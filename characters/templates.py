@@ -44,18 +44,31 @@ def missing_variables(template: str, metadata: dict[str, Any]) -> list[str]:
     )
 
 
-def render(template: str, metadata: dict[str, Any]) -> str:
+class RenderedTooLong(ValueError):
+    """The filled-in text is longer than allowed (a placeholder repeated over a large value)."""
+
+
+def render(template: str, metadata: dict[str, Any], *, max_length: int | None = None) -> str:
     """Fill every placeholder in `template`.
 
     Raises:
         MissingVariables: some placeholder has neither a value nor a default.
+        RenderedTooLong: the result would exceed `max_length` characters.
     """
     missing = missing_variables(template, metadata)
     if missing:
         raise MissingVariables(missing)
+    budget = [max_length if max_length is not None else float("inf")]
 
     def fill(match: re.Match[str]) -> str:
         value = _lookup(metadata, match[1])
-        return match[2].strip() if value is None else _as_text(value)
+        text = match[2].strip() if value is None else _as_text(value)
+        budget[0] -= len(text)
+        if budget[0] < 0:
+            raise RenderedTooLong(f"the text with its placeholders filled is over {max_length} characters")
+        return text
 
-    return _PLACEHOLDER.sub(fill, template)
+    rendered = _PLACEHOLDER.sub(fill, template)
+    if max_length is not None and len(rendered) > max_length:
+        raise RenderedTooLong(f"the text with its placeholders filled is over {max_length} characters")
+    return rendered

@@ -1,0 +1,41 @@
+"""`python -m token_server --host H --port P`: run the token server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aiohttp import web
+
+from characters import CharacterFileError
+
+from .app import create_app
+from .settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, build the app and serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m token_server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    settings = Settings()
+    try:
+        app = create_app(settings)
+    except (CharacterFileError, FileNotFoundError) as exc:
+        print(f"error: cannot load characters: {exc}", file=sys.stderr)
+        return 2
+    url = f"http://{args.host}:{args.port}"
+    print(
+        f"token server on {url} (LiveKit {settings.livekit_url}, database {settings.database_url.split('://')[0]})"
+    )
+    web.run_app(app, host=args.host, port=args.port, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The token server application: `create_app(settings)` builds it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import sqlalchemy as sa
+from aiohttp import web
+
+from characters import Character, load_characters
+
+from .access import check_caller_may_start, cors_middleware, identify_caller
+from .db import create_engine, migrate
+from .errors import NotFound, error_middleware, read_json
+from .livekit import LiveKitRooms
+from .schemas import MAX_BODY_BYTES
+from .session_start import StartContext, idempotency_key, parse_request, start_session
+from .settings import Settings
+from .store import SessionStore
+
+log = logging.getLogger("token_server")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+SETTINGS = web.AppKey("settings", Settings)
+CHARACTERS = web.AppKey("characters", dict[str, Character])
+START = web.AppKey("start", StartContext)
+ENGINE = web.AppKey("engine", object)
+
+
+async def start_session_view(request: web.Request) -> web.Response:
+    """`POST /v1/sessions`: start a session with a character."""
+    app = request.app
+    raw = await read_json(request, max_bytes=MAX_BODY_BYTES)
+    body = parse_request(raw)
+    character = app[CHARACTERS].get(body.agent)
+    if character is None or not character.active:
+        raise NotFound(f"No active character is called {body.agent!r}.", code="character_not_found")
+    caller = identify_caller(request, app[SETTINGS].token_server_api_keys)
+    check_caller_may_start(caller, character)
+    key = idempotency_key(request.headers.get("Idempotency-Key"))
+    result, created = await start_session(
+        app[START], character=character, body=body, raw=raw, origin=caller.origin, key=key
+    )
+    return web.json_response(result, status=201 if created else 200)
+
+
+async def characters_view(request: web.Request) -> web.Response:
+    """`GET /v1/characters`: the active characters, without prompts or secrets."""
+    out = [
+        {
+            "slug": c.slug,
+            "name": c.name,
+            "description": c.description,
+            "language": c.language,
+            "voice_model": c.voice_model,
+            "greeting": c.greeting,
+            "form": [f.model_dump() for f in c.form.fields] if c.form else None,
+        }
+        for c in request.app[CHARACTERS].values()
+        if c.active
+    ]
+    return web.json_response({"characters": out})
+
+
+async def health_view(request: web.Request) -> web.Response:
+    """`GET /healthz`: 200 once the server is up and its database answers."""
+    engine = request.app[ENGINE]
+    try:
+        async with engine.connect() as conn:  # type: ignore[attr-defined]
+            await conn.execute(sa.text("SELECT 1"))
+    except Exception:
+        log.warning("health check: database unavailable", exc_info=True)
+        return web.json_response({"status": "unavailable"}, status=503)
+    return web.json_response({"status": "ok", "characters": len(request.app[CHARACTERS])})
+
+
+async def widget_view(request: web.Request) -> web.StreamResponse:
+    """`GET /widget.js`: the embeddable widget bundle."""
+    path = STATIC_DIR / "widget.js"
+    if not path.is_file():
+        raise NotFound("The widget has not been built.")
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
+
+
+async def demo_view(request: web.Request) -> web.StreamResponse:
+    """`GET /`: the demo page, to try every active character."""
+    path = STATIC_DIR / "demo.html"
+    if not path.is_file():
+        raise NotFound("The demo page is not available.")
+    return web.FileResponse(path)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the token server for `settings`.
+
+    Characters are loaded (and validated) now, so a bad file stops start-up; the
+    database is migrated and the LiveKit client opened when the app starts.
+    """
+    characters = load_characters(settings.characters_dir)
+    app = web.Application(
+        middlewares=[cors_middleware(lambda: characters.values()), error_middleware],
+        client_max_size=1024**2,
+    )
+    app[SETTINGS] = settings
+    app[CHARACTERS] = characters
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        await migrate(engine)
+        timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_seconds)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            app[ENGINE] = engine
+            app[START] = StartContext(
+                settings=settings, store=SessionStore(engine), rooms=LiveKitRooms(settings, http)
+            )
+            yield
+        await engine.dispose()
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_post("/v1/sessions", start_session_view)
+    app.router.add_get("/v1/characters", characters_view)
+    app.router.add_get("/healthz", health_view)
+    app.router.add_get("/widget.js", widget_view)
+    app.router.add_get("/", demo_view)
+    if (STATIC_DIR / "demo").is_dir():
+        app.router.add_static("/static/demo", STATIC_DIR / "demo")
+    return app

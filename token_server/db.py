@@ -1,0 +1,116 @@
+"""Database engine, tables and migrations (SQLite by default, PostgreSQL by URL).
+
+Tables are SQLAlchemy Core; the schema is created and upgraded by the versioned
+Alembic migrations in `token_server/migrations`, applied at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+metadata = sa.MetaData()
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("character", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_reason", sa.String(200)),
+    sa.Column("room_name", sa.String(128), nullable=False, unique=True),
+    sa.Column("participant_identity", sa.String(128), nullable=False),
+    sa.Column("origin", sa.String(2048)),
+    sa.Column("origin_url", sa.String(2048)),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("joined_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("join_deadline", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("max_end_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("usage", sa.JSON),
+    sa.Index("ix_sessions_character_status", "character", "status"),
+    sa.Index("ix_sessions_status_created", "status", "created_at"),
+    sa.Index("ux_sessions_idempotency", "character", "idempotency_key", unique=True),
+)
+
+session_status_changes = sa.Table(
+    "session_status_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(64), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(200)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_status_changes_session", "session_id", "id"),
+)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def is_sqlite(engine: AsyncEngine | AsyncConnection) -> bool:
+    """Whether the database is SQLite (which needs a whole-database write lock)."""
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for `url`.
+
+    SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` transactions, so a
+    read-check-write transaction (a concurrency slot) holds the write lock from its
+    first statement; its parent directory is created.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy emit BEGIN itself (below) instead of sqlite3's deferred one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _alembic_config(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply every pending migration.
+
+    On PostgreSQL an advisory lock makes concurrent start-ups of several token
+    servers apply them once.
+    """
+    async with engine.begin() as conn:
+        if not is_sqlite(conn):
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270135)"))
+        # Alembic reads its scripts from disk synchronously. This runs once, before the
+        # server accepts its first request, so nothing is waiting on the loop yet.
+        await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), "head"))

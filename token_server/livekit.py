@@ -1,0 +1,87 @@
+"""LiveKit: one CreateRoom per session, and the browser's join token.
+
+The room, its configuration and the agent dispatch are created together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+import aiohttp
+from livekit import api
+
+from .errors import UpstreamFailed
+from .settings import Settings
+
+log = logging.getLogger("token_server.livekit")
+
+
+class LiveKitRooms:
+    """Creates session rooms through LiveKit's server API and signs join tokens."""
+
+    def __init__(self, settings: Settings, http_session: aiohttp.ClientSession) -> None:
+        """Talk to the LiveKit server `settings` names, over `http_session`."""
+        self._settings = settings
+        self._api = api.LiveKitAPI(
+            url=settings.livekit_http_url,
+            api_key=settings.livekit_api_key,
+            api_secret=settings.livekit_api_secret.get_secret_value(),
+            session=http_session,
+        )
+        self._timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_seconds)
+
+    async def create_room(self, *, room_name: str, room_metadata: str, dispatch_metadata: str) -> None:
+        """Create the room with its public metadata and one dispatch of our agent.
+
+        Raises:
+            UpstreamFailed: LiveKit refused, failed or did not answer in time.
+        """
+        settings = self._settings
+        request = api.CreateRoomRequest(
+            name=room_name,
+            empty_timeout=settings.room_empty_timeout_seconds,
+            departure_timeout=settings.room_departure_timeout_seconds,
+            metadata=room_metadata,
+            agents=[api.RoomAgentDispatch(agent_name=settings.agent_name, metadata=dispatch_metadata)],
+        )
+        try:
+            async with asyncio.timeout(settings.livekit_timeout_seconds):
+                await self._api.room.create_room(request)
+                if settings.livekit_dispatch_mode == "explicit":
+                    await self._api.agent_dispatch.create_dispatch(
+                        api.CreateAgentDispatchRequest(
+                            agent_name=settings.agent_name, room=room_name, metadata=dispatch_metadata
+                        )
+                    )
+        except api.ServerError as exc:
+            log.warning(
+                "livekit refused the room", extra={"room": room_name, "status": exc.status, "code": exc.code}
+            )
+            raise UpstreamFailed(
+                "The voice server refused to create the session's room.",
+                details={"livekit_status": exc.status},
+            ) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("livekit unreachable", extra={"room": room_name, "error": type(exc).__name__})
+            raise UpstreamFailed("The voice server could not be reached. Please try again.") from None
+
+    def participant_token(self, *, room_name: str, identity: str) -> str:
+        """A join token for `room_name` only: publish the microphone, subscribe, send data."""
+        settings = self._settings
+        grants = api.VideoGrants(
+            room_join=True,
+            room=room_name,
+            can_publish=True,
+            can_publish_sources=["microphone"],
+            can_subscribe=True,
+            can_publish_data=True,
+        )
+        return (
+            api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
+            .with_identity(identity)
+            .with_ttl(dt.timedelta(seconds=settings.token_ttl_seconds))
+            .with_grants(grants)
+            .to_jwt()
+        )

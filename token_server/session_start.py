@@ -1,0 +1,282 @@
+"""Starting a session.
+
+From a validated request to a recorded session, a LiveKit room carrying its
+configuration, and the browser's join token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from characters import Character, DispatchConfig, PublicMCPServer, SessionConfig
+from characters.templates import MissingVariables, RenderedTooLong, render
+from characters.voice_models import VoiceModelError, resolve_voice_model
+
+from .errors import LimitReached, ValidationFailed
+from .livekit import LiveKitRooms
+from .schemas import StartSessionRequest, StartSessionResponse
+from .settings import Settings
+from .store import LIVE_STATUSES, NewSession, Replay, SessionStore, SlotsFull
+
+log = logging.getLogger("token_server.sessions")
+
+MAX_IDEMPOTENCY_KEY = 255
+# A filled-in prompt or greeting may grow past its template's limit only this far.
+MAX_RENDERED_PROMPT = 40_000
+MAX_RENDERED_GREETING = 4_000
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    """One entry per bad field: its dotted path and what is wrong (never its value)."""
+    details = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        field = ".".join(str(p) for p in err["loc"]) or "(body)"
+        message = err["msg"].removeprefix("Value error, ")
+        details.append({"field": field, "type": err["type"], "message": message})
+    return details
+
+
+def parse_request(raw: Any) -> StartSessionRequest:
+    """Validate the body of `POST /v1/sessions`.
+
+    Raises:
+        ValidationFailed: naming every bad field.
+    """
+    if not isinstance(raw, dict):
+        raise ValidationFailed(
+            "The body must be a JSON object.",
+            details=[{"field": "(body)", "type": "dict_type", "message": "must be a JSON object"}],
+        )
+    try:
+        return StartSessionRequest.model_validate(raw)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        names = ", ".join(d["field"] for d in details)
+        raise ValidationFailed(f"Some fields are not valid: {names}.", details=details) from None
+
+
+def build_session_config(session_id: str, character: Character, body: StartSessionRequest) -> SessionConfig:
+    """The effective configuration: the character's defaults with the request's overrides.
+
+    Raises:
+        ValidationFailed: a locked field is overridden, the voice model cannot speak
+            the language, or a placeholder has no value; every problem is listed.
+    """
+    problems: list[dict[str, Any]] = [
+        {"field": f, "type": "locked_field", "message": "this character does not allow overriding it"}
+        for f in character.locked_fields
+        if f in body.model_fields_set
+    ]
+    language = body.language or character.language
+    voice_model = character.voice_model
+    try:
+        voice_model = resolve_voice_model(
+            requested=body.voice_model, default=character.voice_model, language=language
+        ).name
+    except VoiceModelError as exc:
+        field = "voice_model" if body.voice_model else "language"
+        problems.append({"field": field, "type": "voice_model", "message": str(exc)})
+
+    metadata = body.metadata or {}
+    rendered: dict[str, str] = {}
+    for field, template, limit in (
+        ("system_prompt", body.system_prompt or character.system_prompt, MAX_RENDERED_PROMPT),
+        (
+            "greeting",
+            body.greeting if body.greeting is not None else character.greeting,
+            MAX_RENDERED_GREETING,
+        ),
+    ):
+        try:
+            rendered[field] = render(template, metadata, max_length=limit)
+        except MissingVariables as exc:
+            problems.append(
+                {
+                    "field": field,
+                    "type": "missing_template_variables",
+                    "message": f"no value in metadata for: {', '.join(exc.names)}",
+                    "missing": exc.names,
+                }
+            )
+        except RenderedTooLong as exc:
+            problems.append({"field": field, "type": "too_long", "message": str(exc)})
+    if problems:
+        names = ", ".join(p["field"] for p in problems)
+        raise ValidationFailed(f"Some fields are not valid: {names}.", details=problems)
+
+    reference = body.reference_audio_url or (
+        str(character.reference_audio_url) if character.reference_audio_url else None
+    )
+    return SessionConfig(
+        session_id=session_id,
+        character=character.slug,
+        character_name=character.name,
+        language=language,
+        system_prompt=rendered["system_prompt"],
+        greeting=rendered["greeting"],
+        greeting_interruptible=character.greeting_interruptible,
+        voice_model=voice_model,
+        voice=character.voice,
+        reference_audio_url=reference,
+        metadata=metadata,
+        form=character.form,
+        mcp_servers=[PublicMCPServer.of(s) for s in character.mcp_servers],
+        llm=character.llm,
+        stt=character.stt,
+        max_duration_seconds=character.max_duration_seconds,
+    )
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The `Idempotency-Key` header, checked.
+
+    Raises:
+        ValidationFailed: too long or not printable ASCII.
+    """
+    if value is None:
+        return None
+    if not value or len(value) > MAX_IDEMPOTENCY_KEY or not value.isascii() or not value.isprintable():
+        raise ValidationFailed(
+            "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
+            details=[
+                {
+                    "field": "Idempotency-Key",
+                    "type": "header",
+                    "message": "1 to 255 printable ASCII characters",
+                }
+            ],
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class StartContext:
+    """Everything a session start needs."""
+
+    settings: Settings
+    store: SessionStore
+    rooms: LiveKitRooms
+
+
+def _request_hash(secret: str, raw: dict[str, Any]) -> str:
+    # Keyed, so the stored fingerprint reveals nothing about secret header values.
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def _response(
+    ctx: StartContext, *, session_id: str, room_name: str, identity: str, config: SessionConfig
+) -> dict:
+    token = ctx.rooms.participant_token(room_name=room_name, identity=identity)
+    url = ctx.settings.livekit_url
+    return StartSessionResponse(
+        token=token,
+        livekit_url=url,
+        room_name=room_name,
+        participant_identity=identity,
+        session_id=session_id,
+        expires_in_seconds=ctx.settings.token_ttl_seconds,
+        character_slug=config.character,
+        system_prompt=config.system_prompt,
+        greeting=config.greeting,
+        server_url=url,
+        participant_token=token,
+    ).model_dump()
+
+
+async def start_session(
+    ctx: StartContext,
+    *,
+    character: Character,
+    body: StartSessionRequest,
+    raw: dict[str, Any],
+    origin: str | None,
+    key: str | None,
+) -> tuple[dict, bool]:
+    """Record the session, create its room with the dispatch, and sign the join token.
+
+    Returns the response body and whether a new session was created (False for an
+    idempotent replay).
+
+    Raises:
+        ValidationFailed, LimitReached, UpstreamFailed.
+    """
+    settings = ctx.settings
+    session_id = "ses_" + secrets.token_hex(16)
+    room_name = f"oshara-{character.slug}-{secrets.token_hex(8)}"
+    identity = "user-" + secrets.token_hex(8)
+    config = build_session_config(session_id, character, body)
+    dispatch = DispatchConfig.for_session(session_id, character, body.mcp_headers or {})
+    new = NewSession(
+        id=session_id,
+        character=character.slug,
+        room_name=room_name,
+        participant_identity=identity,
+        origin=origin,
+        origin_url=body.origin_url,
+        config=config.model_dump(mode="json"),
+        join_timeout_seconds=character.join_timeout_seconds,
+        max_duration_seconds=character.max_duration_seconds,
+        idempotency_key=key,
+        request_hash=_request_hash(settings.livekit_api_secret.get_secret_value(), raw) if key else None,
+    )
+    try:
+        await ctx.store.reserve(
+            new,
+            limit=character.max_concurrent_sessions,
+            global_limit=settings.global_max_concurrent_sessions,
+            idempotency_window=dt.timedelta(seconds=settings.idempotency_window_seconds),
+        )
+    except SlotsFull as full:
+        wait = settings.retry_after_seconds
+        scope = "global" if full.scope == "*" else "character"
+        raise LimitReached(
+            f"All {full.limit} sessions for this {'service' if scope == 'global' else 'character'} are in use. "
+            f"Try again in {wait} seconds.",
+            details={"limit": full.limit, "scope": scope, "retry_after_seconds": wait},
+            headers={"Retry-After": str(wait)},
+        ) from None
+    except Replay as replay:
+        if not replay.same_request:
+            raise ValidationFailed(
+                "This Idempotency-Key was used for a different request.",
+                code="idempotency_key_reused",
+                details=[
+                    {"field": "Idempotency-Key", "type": "reused", "message": "used for another request"}
+                ],
+            ) from None
+        row = replay.row
+        body_out = _response(
+            ctx,
+            session_id=row.id,
+            room_name=row.room_name,
+            identity=row.participant_identity,
+            config=SessionConfig.model_validate(row.config),
+        )
+        return body_out, False
+
+    try:
+        await ctx.rooms.create_room(
+            room_name=room_name, room_metadata=config.to_json(), dispatch_metadata=dispatch.to_json()
+        )
+    except BaseException:
+        # Free the slot whatever went wrong (LiveKit, or the request being cancelled).
+        await asyncio.shield(
+            ctx.store.transition(session_id, "failed", "livekit_unavailable", from_statuses=LIVE_STATUSES)
+        )
+        raise
+    log.info(
+        "session started",
+        extra={"session_id": session_id, "character": character.slug, "room": room_name, "origin": origin},
+    )
+    return _response(ctx, session_id=session_id, room_name=room_name, identity=identity, config=config), True

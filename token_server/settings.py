@@ -1,0 +1,58 @@
+"""The token server's settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from characters import DEFAULT_CHARACTERS_DIR
+
+
+class Settings(BaseSettings):
+    """Every setting has an environment variable of the same name in capitals.
+
+    The LiveKit defaults match `livekit-server --dev`.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    livekit_url: str = "ws://localhost:7880"
+    livekit_api_url: str | None = None
+    livekit_api_key: str = "devkey"
+    livekit_api_secret: SecretStr = SecretStr("secret")
+    livekit_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    # "room": CreateRoom carries the dispatch. "explicit": also call CreateDispatch,
+    # for older self-hosted servers that ignore CreateRoom's `agents`.
+    livekit_dispatch_mode: str = Field("room", pattern="^(room|explicit)$")
+    room_empty_timeout_seconds: int = Field(120, ge=1)
+    room_departure_timeout_seconds: int = Field(20, ge=0)
+
+    database_url: str = "sqlite+aiosqlite:///./data/oshara.db"
+    characters_dir: Path = DEFAULT_CHARACTERS_DIR
+    agent_name: str = "oshara-agent"
+    token_server_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    token_ttl_seconds: int = Field(3600, ge=60, le=24 * 3600)
+    global_max_concurrent_sessions: int | None = Field(None, ge=1)
+    idempotency_window_seconds: int = Field(600, ge=1)
+    retry_after_seconds: int = Field(30, ge=1)
+    public_url: str | None = None
+
+    @field_validator("token_server_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @property
+    def livekit_http_url(self) -> str:
+        """LiveKit's Twirp API base URL: `livekit_api_url`, else `livekit_url` as http(s)."""
+        if self.livekit_api_url:
+            return self.livekit_api_url.rstrip("/")
+        parts = urlsplit(self.livekit_url)
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        return urlunsplit((scheme, parts.netloc, parts.path, "", "")).rstrip("/")
