@@ -23,7 +23,7 @@ def _problems(exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors(include_url=False):
         where = ".".join(str(p) for p in err["loc"]) or "(file)"
-        out.append(f"{where}: {err['msg']}")
+        out.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return out
 
 

@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -16,6 +17,7 @@ from pydantic import (
 )
 
 from .language import validate_language
+from .origins import validate_origin_pattern
 from .voice_models import VOICE_MODELS
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -127,7 +129,9 @@ class Character(_Strict):
     voice_model: str = "chatterbox-en-v1"
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     reference_audio_url: AnyHttpUrl | None = None
-    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_origins: list[Annotated[str, AfterValidator(validate_origin_pattern)]] = Field(
+        default_factory=list
+    )
     max_concurrent_sessions: int = Field(10, ge=1, le=100_000)
     max_duration_seconds: int = Field(3600, ge=10, le=24 * 3600)
     join_timeout_seconds: int = Field(120, ge=5, le=3600)
@@ -150,13 +154,6 @@ class Character(_Strict):
         if value not in VOICE_MODELS:
             raise ValueError(f"unknown voice model {value!r}; known: {', '.join(sorted(VOICE_MODELS))}")
         return value
-
-    @field_validator("allowed_origins")
-    @classmethod
-    def _origins(cls, patterns: list[str]) -> list[str]:
-        from .origins import validate_origin_pattern
-
-        return [validate_origin_pattern(p) for p in patterns]
 
     @field_validator("mcp_servers")
     @classmethod

@@ -164,3 +164,5 @@ async def read_json(request: web.Request, *, max_bytes: int) -> Any:
         return json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("The body is not valid JSON: it is nested too deeply.") from None

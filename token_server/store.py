@@ -46,20 +46,22 @@ class NewSession:
     request_hash: str | None = None
 
 
-@dataclass(frozen=True)
 class SlotsFull(Exception):
     """No slot is free; `scope` is the character slug or "*" for the global cap."""
 
-    scope: str
-    limit: int
+    def __init__(self, scope: str, limit: int) -> None:
+        super().__init__(scope, limit)
+        self.scope = scope
+        self.limit = limit
 
 
-@dataclass(frozen=True)
 class Replay(Exception):
     """An earlier session already answered this idempotency key."""
 
-    row: sa.Row
-    same_request: bool
+    def __init__(self, row: sa.Row, *, same_request: bool) -> None:
+        super().__init__(row.id)
+        self.row = row
+        self.same_request = same_request
 
 
 def _lock_key(scope: str) -> int:

@@ -1,0 +1,148 @@
+"""The character format: shipped files, bad files, origins, templates, voice models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from characters import DEFAULT_CHARACTERS_DIR, CharacterFileError, load_character, load_characters
+from characters.origins import origin_allowed, parse_origin, validate_origin_pattern
+from characters.templates import MissingVariables, RenderedTooLong, render
+from characters.voice_models import VoiceModelError, resolve_voice_model
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_shipped_character_loads():
+    characters = load_characters(DEFAULT_CHARACTERS_DIR)
+    assert {"support-bot", "receptionist", "intake"} <= set(characters)
+    for character in characters.values():
+        assert character.active
+        assert "http://localhost:*" in character.allowed_origins
+    assert characters["intake"].form is not None
+    assert characters["receptionist"].voice_model == "chatterbox-multilingual-v1"
+
+
+def write(tmp_path: Path, slug: str, text: str) -> Path:
+    path = tmp_path / f"{slug}.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        ("slug: bad\nname: B\nsystem_prompt: hi\nlanguage: klingonese\n", "language", "BCP-47"),
+        ("slug: bad\nname: B\nsystem_prompt: hi\nvoice_model: nope\n", "voice_model", "unknown voice model"),
+        ("slug: bad\nname: B\nsystem_prompt: hi\ncolour: blue\n", "colour", "Extra inputs"),
+        ("slug: bad\nname: B\n", "system_prompt", "Field required"),
+        (
+            "slug: bad\nname: B\nsystem_prompt: hi\nallowed_origins: ['https://x.com/path']\n",
+            "allowed_origins.0",
+            "",
+        ),
+        (
+            "slug: bad\nname: B\nsystem_prompt: hi\nmax_concurrent_sessions: 0\n",
+            "max_concurrent_sessions",
+            "",
+        ),
+        ("slug: bad\nname: B\nsystem_prompt: hi\nlocked_fields: [agent]\n", "locked_fields.0", ""),
+        (
+            "slug: bad\nname: B\nsystem_prompt: hi\nform:\n  fields:\n    - {name: c, type: choice}\n",
+            "form.fields.0",
+            "choices",
+        ),
+        (
+            "slug: bad\nname: B\nsystem_prompt: hi\nmcp_servers:\n  - {name: a, url: 'not a url'}\n",
+            "mcp_servers.0.url",
+            "",
+        ),
+        (
+            "slug: bad\nname: B\nsystem_prompt: hi\nvoice_model: chatterbox-turbo-v1\nlanguage: cy\n",
+            "(file)",
+            "no voice model can speak",
+        ),
+        ("slug: other\nname: B\nsystem_prompt: hi\n", "slug", "must match the file name"),
+        ("slug: bad\nname: [unclosed\n", "(file)", "YAML"),
+        ("- just\n- a list\n", "(file)", "mapping"),
+    ],
+)
+def test_a_bad_file_names_the_file_the_field_and_the_fault(tmp_path, text, field, words):
+    path = write(tmp_path, "bad", text)
+    with pytest.raises(CharacterFileError) as info:
+        load_character(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert field in message
+    assert words in message
+
+
+def test_duplicate_slugs_across_yaml_and_yml(tmp_path):
+    write(tmp_path, "twin", "slug: twin\nname: T\nsystem_prompt: hi\n")
+    (tmp_path / "twin.yml").write_text("slug: twin\nname: T\nsystem_prompt: hi\n")
+    with pytest.raises(CharacterFileError, match="defined twice"):
+        load_characters(tmp_path)
+
+
+def test_missing_directory():
+    with pytest.raises(FileNotFoundError):
+        load_characters(Path("/nonexistent/characters"))
+
+
+@pytest.mark.parametrize(
+    ("origin", "patterns", "allowed"),
+    [
+        ("https://example.com", ["https://example.com"], True),
+        ("https://EXAMPLE.com:443", ["https://example.com"], True),
+        ("https://example.com:444", ["https://example.com"], False),
+        ("http://localhost:1234", ["http://localhost:*"], True),
+        ("https://localhost:1234", ["http://localhost:*"], False),
+        ("https://a.example.com", ["https://*.example.com"], True),
+        ("https://example.com", ["https://*.example.com"], False),
+        ("https://badexample.com", ["https://*.example.com"], False),
+        ("http://[::1]:8080", ["http://[::1]:*"], True),
+        ("https://anything.test", ["*"], True),
+    ],
+)
+def test_origin_patterns(origin, patterns, allowed):
+    parsed = parse_origin(origin)
+    assert parsed is not None
+    assert origin_allowed(parsed, [validate_origin_pattern(p) for p in patterns]) is allowed
+
+
+@pytest.mark.parametrize("value", ["null", "file:///x", "https://a.com/path", "https://user@a.com", ""])
+def test_unparseable_origins(value):
+    assert parse_origin(value) is None
+
+
+def test_templates():
+    meta = {"name": "Ana", "user": {"plan": "pro", "n": 3}, "flag": True}
+    assert render("Hi {{name}} on {{ user.plan }} x{{user.n}} {{flag}}", meta) == "Hi Ana on pro x3 true"
+    assert render("Hi {{nick|friend}}", meta) == "Hi friend"
+    with pytest.raises(MissingVariables) as info:
+        render("{{b}} {{a}} {{a}} {{c|ok}}", meta)
+    assert info.value.names == ["a", "b"]
+    with pytest.raises(RenderedTooLong):
+        render("{{big}}" * 100, {"big": "x" * 1000}, max_length=40_000)
+
+
+def test_voice_model_resolution():
+    assert (
+        resolve_voice_model(requested=None, default="chatterbox-en-v1", language="en-US").name
+        == "chatterbox-en-v1"
+    )
+    assert (
+        resolve_voice_model(requested=None, default="chatterbox-en-v1", language="ja").name
+        == "chatterbox-multilingual-v1"
+    )
+    assert (
+        resolve_voice_model(requested=None, default="chatterbox-en-v1", language=None).name
+        == "chatterbox-en-v1"
+    )
+    with pytest.raises(VoiceModelError, match="cannot speak"):
+        resolve_voice_model(requested="chatterbox-turbo-v1", default="chatterbox-en-v1", language="fr")
+    with pytest.raises(VoiceModelError, match="no voice model"):
+        resolve_voice_model(requested=None, default="chatterbox-en-v1", language="cy")
+    with pytest.raises(VoiceModelError, match="unknown"):
+        resolve_voice_model(requested="x", default="chatterbox-en-v1", language=None)
