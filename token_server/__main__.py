@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from aiohttp import web
@@ -11,6 +10,7 @@ from aiohttp import web
 from characters import CharacterFileError
 
 from .app import create_app
+from .logs import configure_logging, warn_about_short_secret
 from .settings import Settings
 
 
@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
+    configure_logging(args.log_level)
     settings = Settings()
+    warn_about_short_secret(settings.livekit_api_secret.get_secret_value())
     try:
         app = create_app(settings)
     except (CharacterFileError, FileNotFoundError) as exc:

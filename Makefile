@@ -1,0 +1,49 @@
+# Oshara: `make dev` runs the product, `make test` passes the tests.
+# Each target creates or refreshes .venv from pyproject.toml when needed.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8080
+# Debian packages the tests use: speech for the voice pipeline, a browser for the widget.
+SYSTEM_PACKAGES := espeak-ng sox chromium
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps dev test lint format bench bench-quick clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create or refresh .venv from pyproject.toml
+
+system-deps: ## Install the Debian packages the tests need (as root; otherwise says which)
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+dev: $(STAMP) ## Run the token server (HOST=127.0.0.1 PORT=8080 by default)
+	$(BIN)/python -m token_server --host $(HOST) --port $(PORT)
+
+test: $(STAMP) system-deps ## Run the whole test suite (SQLite and PostgreSQL, voice, browser)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff: lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## ruff: fix what can be fixed and format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove .venv, caches and the local SQLite database
+	rm -rf $(VENV) .pytest_cache .ruff_cache data

@@ -1,0 +1,36 @@
+"""Log lines as fixed messages followed by their values: `message key=value …`."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class KeyValueFormatter(logging.Formatter):
+    """Appends each `extra={...}` value to the fixed message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The standard line, then ` key=value` for every extra attribute."""
+        line = super().format(record)
+        if record.name == "aiohttp.access":  # its extras repeat the line itself
+            return line
+        extras = " ".join(f"{k}={v!r}" for k, v in vars(record).items() if k not in _STANDARD)
+        return f"{line} {extras}" if extras else line
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr with `KeyValueFormatter`."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def warn_about_short_secret(secret: str) -> None:
+    """Say once that a short LiveKit secret is for development, instead of a warning per token."""
+    if len(secret.encode()) < 32:
+        logging.getLogger("token_server").warning(
+            "LIVEKIT_API_SECRET is shorter than 32 bytes: fine for livekit-server --dev, not for production"
+        )
+        warnings.filterwarnings("ignore", message="The HMAC key is .* bytes long")
