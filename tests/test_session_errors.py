@@ -173,4 +173,4 @@ async def test_global_cap(make_client):
 
 async def test_unknown_route_and_method_are_json(client):
     assert (await error_of(await client.get("/v1/nothing"), 404))["code"] == "not_found"
-    assert (await error_of(await client.get("/v1/sessions"), 405))["code"] == "method_not_allowed"
+    assert (await error_of(await client.delete("/v1/sessions"), 405))["code"] == "method_not_allowed"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +16,12 @@ from characters import Character, load_characters
 from .access import check_caller_may_start, cors_middleware, identify_caller
 from .db import create_engine, migrate
 from .errors import NotFound, error_middleware, read_json
+from .ingest import Ingest
+from .lifecycle import SessionLifecycle
 from .livekit import LiveKitRooms
+from .post_call import PostCallWebhooks, RetryPolicy
+from .records import post_call_payload
+from .retrieval import Retrieval
 from .schemas import MAX_BODY_BYTES
 from .session_start import StartContext, idempotency_key, parse_request, start_session
 from .settings import Settings
@@ -29,6 +35,10 @@ SETTINGS = web.AppKey("settings", Settings)
 CHARACTERS = web.AppKey("characters", dict[str, Character])
 START = web.AppKey("start", StartContext)
 ENGINE = web.AppKey("engine", object)
+LIFECYCLE = web.AppKey("lifecycle", SessionLifecycle)
+WEBHOOKS = web.AppKey("webhooks", PostCallWebhooks)
+INGEST = web.AppKey("ingest", Ingest)
+RETRIEVAL = web.AppKey("retrieval", Retrieval)
 
 
 async def start_session_view(request: web.Request) -> web.Response:
@@ -94,6 +104,15 @@ async def demo_view(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path)
 
 
+def _delegate(key: web.AppKey, method: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A handler calling `method` of the object the app holds at `key` (made at start-up)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await getattr(request.app[key], method)(request)
+
+    return handler
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the token server for `settings`.
 
@@ -113,15 +132,47 @@ def create_app(settings: Settings) -> web.Application:
         await migrate(engine)
         timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            app[ENGINE] = engine
-            app[START] = StartContext(
-                settings=settings, store=SessionStore(engine), rooms=LiveKitRooms(settings, http)
+            store = SessionStore(engine)
+            rooms = LiveKitRooms(settings, http)
+            lifecycle = SessionLifecycle(store, characters, rooms)
+            webhooks = PostCallWebhooks(
+                engine,
+                http,
+                characters,
+                lambda session_id: post_call_payload(store, session_id),
+                policy=RetryPolicy(
+                    base=settings.webhook_retry_base_seconds,
+                    cap=settings.webhook_retry_max_seconds,
+                    window=settings.webhook_retry_window_seconds,
+                ),
+                timeout_seconds=settings.webhook_timeout_seconds,
             )
+            app[ENGINE] = engine
+            app[START] = StartContext(settings=settings, store=store, rooms=rooms)
+            app[LIFECYCLE] = lifecycle
+            app[WEBHOOKS] = webhooks
+            app[INGEST] = Ingest(settings, store, lifecycle)
+            app[RETRIEVAL] = Retrieval(settings, store)
+            tasks = [
+                asyncio.create_task(
+                    lifecycle.run_sweeper(settings.sweep_interval_seconds), name="session-sweeper"
+                ),
+                asyncio.create_task(webhooks.run(settings.webhook_poll_seconds), name="post-call-webhooks"),
+            ]
             yield
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         await engine.dispose()
 
     app.cleanup_ctx.append(resources)
     app.router.add_post("/v1/sessions", start_session_view)
+    app.router.add_get("/v1/sessions", _delegate(RETRIEVAL, "list"))
+    app.router.add_get("/v1/sessions/{session_id}", _delegate(RETRIEVAL, "session"))
+    app.router.add_get("/v1/sessions/{session_id}/logs", _delegate(RETRIEVAL, "logs"))
+    app.router.add_get("/v1/sessions/{session_id}/form", _delegate(RETRIEVAL, "form"))
+    app.router.add_post("/internal/v1/sessions/{session_id}/events", _delegate(INGEST, "events"))
+    app.router.add_post("/livekit/webhook", _delegate(INGEST, "livekit_webhook"))
     app.router.add_get("/v1/characters", characters_view)
     app.router.add_get("/healthz", health_view)
     app.router.add_get("/widget.js", widget_view)

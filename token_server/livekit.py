@@ -67,6 +67,18 @@ class LiveKitRooms:
             log.warning("livekit unreachable", extra={"room": room_name, "error": type(exc).__name__})
             raise UpstreamFailed("The voice server could not be reached. Please try again.") from None
 
+    async def delete_room(self, room_name: str) -> bool:
+        """Close a room, disconnecting everyone; best effort, returns whether it worked."""
+        try:
+            async with asyncio.timeout(self._settings.livekit_timeout_seconds):
+                await self._api.room.delete_room(api.DeleteRoomRequest(room=room_name))
+        except (api.ServerError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning(
+                "livekit did not delete the room", extra={"room": room_name, "error": type(exc).__name__}
+            )
+            return False
+        return True
+
     def participant_token(self, *, room_name: str, identity: str) -> str:
         """A join token for `room_name` only: publish the microphone, subscribe, send data."""
         settings = self._settings

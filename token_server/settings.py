@@ -39,7 +39,17 @@ class Settings(BaseSettings):
     global_max_concurrent_sessions: int | None = Field(None, ge=1)
     idempotency_window_seconds: int = Field(600, ge=1)
     retry_after_seconds: int = Field(30, ge=1)
-    public_url: str | None = None
+    # How long events for an ended session are still accepted (a worker's late flush).
+    late_event_window_seconds: int = Field(600, ge=0)
+    # How often pending sessions past their join window and active ones past their
+    # maximum duration are ended.
+    sweep_interval_seconds: float = Field(10.0, gt=0)
+    webhook_poll_seconds: float = Field(2.0, gt=0)
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    webhook_retry_base_seconds: float = Field(10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(600.0, gt=0)
+    # Post-call webhooks are retried for this long after the session ends.
+    webhook_retry_window_seconds: float = Field(7200.0, ge=3600)
 
     @field_validator("token_server_api_keys", mode="before")
     @classmethod

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .db import is_sqlite, session_status_changes, sessions
+from .db import is_sqlite, session_events, session_status_changes, sessions, webhook_deliveries
 
 LIVE_STATUSES = ("pending", "active")
 GLOBAL_SCOPE = "*"
@@ -27,6 +30,13 @@ GLOBAL_SCOPE = "*"
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored time as aware UTC (SQLite hands back naive values, all written as UTC)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,11 @@ class SessionStore:
     def __init__(self, engine: AsyncEngine) -> None:
         """Use `engine`, already migrated."""
         self._engine = engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database engine, for queries that belong to other modules."""
+        return self._engine
 
     async def _lock(self, conn: AsyncConnection, scope: str) -> None:
         if not is_sqlite(conn):
@@ -179,13 +194,21 @@ class SessionStore:
             raise replay from None
 
     async def transition(
-        self, session_id: str, status: str, reason: str, *, from_statuses: tuple[str, ...]
+        self,
+        session_id: str,
+        status: str,
+        reason: str,
+        *,
+        from_statuses: tuple[str, ...],
+        usage: dict[str, Any] | None = None,
+        webhook_url: str | None = None,
     ) -> bool:
         """Move a session to `status` if it is in one of `from_statuses`.
 
         Returns whether it moved; leaving `pending`/`active` frees its slot. An
-        ended or failed session's idempotency key is released, so a retry with
-        the same key starts afresh.
+        ended or failed session's idempotency key is released, so a retry with the
+        same key starts afresh. A session that ends with a `webhook_url` gets its
+        post-call delivery queued in the same transaction, so none is lost.
         """
         now = utcnow()
         values: dict[str, Any] = {"status": status, "status_reason": reason, "updated_at": now}
@@ -193,6 +216,8 @@ class SessionStore:
             values |= {"ended_at": now, "idempotency_key": None}
         if status == "active":
             values["joined_at"] = now
+        if usage is not None:
+            values["usage"] = usage
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 sessions.update()
@@ -206,7 +231,137 @@ class SessionStore:
                     session_id=session_id, status=status, reason=reason, at=now
                 )
             )
+            if status == "ended" and webhook_url:
+                await conn.execute(
+                    webhook_deliveries.insert().values(
+                        id="whd_" + secrets.token_hex(12),
+                        session_id=session_id,
+                        url=webhook_url,
+                        status="pending",
+                        attempts=0,
+                        created_at=now,
+                        next_attempt_at=now,
+                    )
+                )
         return True
+
+    async def set_usage(self, session_id: str, usage: dict[str, Any]) -> None:
+        """Record what a session consumed (the agent may report it after the end)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(sessions.update().where(sessions.c.id == session_id).values(usage=usage))
+
+    async def record_events(self, session_id: str, events: list[dict[str, Any]]) -> int:
+        """Store a batch of reported events; returns how many were new.
+
+        An event whose id this session already has is skipped, so a retried batch
+        is stored once.
+        """
+        if not events:
+            return 0
+        now = utcnow()
+        rows = [
+            {
+                "session_id": session_id,
+                "event_id": e["id"],
+                "type": e["type"],
+                "at": as_utc(dt.datetime.fromisoformat(e["at"])) if isinstance(e["at"], str) else e["at"],
+                "received_at": now,
+                "data": e,
+            }
+            for e in events
+        ]
+        async with self._engine.begin() as conn:
+            insert = sqlite_insert if is_sqlite(conn) else pg_insert
+            statement = (
+                insert(session_events)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["session_id", "event_id"])
+                .returning(session_events.c.event_id)
+            )
+            return len((await conn.execute(statement)).all())
+
+    async def events(
+        self, session_id: str, *, after: int, limit: int, types: list[str] | None = None
+    ) -> list[sa.Row]:
+        """A page of a session's events in the order they were stored."""
+        query = (
+            sa.select(session_events.c.seq, session_events.c.data)
+            .where(session_events.c.session_id == session_id, session_events.c.seq > after)
+            .order_by(session_events.c.seq)
+            .limit(limit)
+        )
+        if types:
+            query = query.where(session_events.c.type.in_(types))
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def form_updates(self, session_id: str) -> list[dict[str, Any]]:
+        """Every accepted form answer of a session, oldest first."""
+        query = (
+            sa.select(session_events.c.data)
+            .where(session_events.c.session_id == session_id, session_events.c.type == "form_updated")
+            .order_by(session_events.c.seq)
+        )
+        async with self._engine.connect() as conn:
+            return [row.data for row in await conn.execute(query)]
+
+    async def history(self, session_id: str) -> list[sa.Row]:
+        """A session's status changes, oldest first."""
+        query = (
+            sa.select(
+                session_status_changes.c.status, session_status_changes.c.reason, session_status_changes.c.at
+            )
+            .where(session_status_changes.c.session_id == session_id)
+            .order_by(session_status_changes.c.id)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def list_sessions(
+        self,
+        *,
+        character: str | None,
+        status: str | None,
+        since: dt.datetime | None,
+        limit: int,
+        before: tuple[dt.datetime, str] | None,
+    ) -> list[sa.Row]:
+        """A page of sessions, newest first; `before` is the last (created_at, id) seen."""
+        query = sa.select(sessions).order_by(sessions.c.created_at.desc(), sessions.c.id.desc()).limit(limit)
+        if character:
+            query = query.where(sessions.c.character == character)
+        if status:
+            query = query.where(sessions.c.status == status)
+        if since:
+            query = query.where(sessions.c.created_at >= since)
+        if before:
+            created, sid = before
+            query = query.where(
+                sa.or_(
+                    sessions.c.created_at < created,
+                    sa.and_(sessions.c.created_at == created, sessions.c.id < sid),
+                )
+            )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def overdue(self, now: dt.datetime) -> list[tuple[str, str]]:
+        """Sessions to end now, with the reason: never joined, or past their maximum duration."""
+        query = sa.select(sessions.c.id, sessions.c.status).where(
+            sa.or_(
+                sa.and_(sessions.c.status == "pending", sessions.c.join_deadline < now),
+                sa.and_(sessions.c.status == "active", sessions.c.max_end_at < now),
+            )
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(r.id, "join_timeout" if r.status == "pending" else "max_duration") for r in rows]
+
+    async def by_room(self, room_name: str) -> sa.Row | None:
+        """The session whose room is `room_name`, or None."""
+        async with self._engine.connect() as conn:
+            query = sa.select(sessions).where(sessions.c.room_name == room_name)
+            return (await conn.execute(query)).first()
 
     async def get(self, session_id: str) -> sa.Row | None:
         """One session record, or None."""

@@ -1,0 +1,95 @@
+"""Two token server processes sharing one PostgreSQL keep a concurrency limit exact."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import TEST_CHARACTERS, _create_pg_database, _drop_pg_database
+from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET, LiveKitState, create_standin
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_healthy(http: aiohttp.ClientSession, url: str, proc: asyncio.subprocess.Process) -> None:
+    for _ in range(200):
+        if proc.returncode is not None:
+            raise RuntimeError(f"token server exited with {proc.returncode}")
+        try:
+            async with http.get(url + "/healthz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{url} never became healthy")
+
+
+async def test_two_processes_one_database_exact_limit(aiohttp_server):
+    state = LiveKitState()
+    livekit = await aiohttp_server(create_standin(state))
+    name, database_url = await _create_pg_database()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LIVEKIT_API_URL": str(livekit.make_url("")).rstrip("/"),
+        "LIVEKIT_API_KEY": DEFAULT_API_KEY,
+        "LIVEKIT_API_SECRET": DEFAULT_API_SECRET,
+        "CHARACTERS_DIR": str(TEST_CHARACTERS),
+    }
+    ports = [free_port(), free_port()]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "token_server",
+            "--port",
+            str(port),
+            "--log-level",
+            "WARNING",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        async with aiohttp.ClientSession() as http:
+            # Both start together, so both race to apply the migrations too.
+            await asyncio.gather(*(wait_healthy(http, u, p) for u, p in zip(urls, procs, strict=True)))
+
+            async def start(i: int) -> int:
+                async with http.post(
+                    urls[i % 2] + "/v1/sessions",
+                    json={"agent": "helper"},
+                    headers={"Origin": "https://shop.example.com"},
+                ) as resp:
+                    return resp.status
+
+            statuses = await asyncio.gather(*(start(i) for i in range(40)))
+        assert sorted(statuses).count(201) == 5
+        assert sorted(statuses).count(429) == 35
+        assert len(state.created) == 5
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in procs:
+            await proc.wait()
+        await _drop_pg_database(name)

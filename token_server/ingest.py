@@ -1,0 +1,123 @@
+"""What flows into a session record: LiveKit's webhooks and the worker's reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import jwt
+from aiohttp import web
+from livekit import api
+from pydantic import ValidationError
+
+from characters.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, EventBatch, verify_ingest_token
+
+from .access import bearer_token
+from .errors import Conflict, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed, read_json
+from .lifecycle import SessionLifecycle
+from .session_start import validation_details
+from .settings import Settings
+from .store import SessionStore, as_utc, utcnow
+
+log = logging.getLogger("token_server.ingest")
+
+# Tool argument names whose values are never stored, whatever the worker sent.
+_SECRET_ARGUMENT = ("authorization", "token", "secret", "password", "api_key", "apikey", "cookie")
+
+
+def redact_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Tool-call arguments with secret-looking values replaced."""
+    return {
+        k: "[redacted]" if any(s in k.lower().replace("-", "_") for s in _SECRET_ARGUMENT) else v
+        for k, v in arguments.items()
+    }
+
+
+class Ingest:
+    """Receives LiveKit webhooks and worker event batches."""
+
+    def __init__(self, settings: Settings, store: SessionStore, lifecycle: SessionLifecycle) -> None:
+        """Verify with the LiveKit credentials in `settings`; record in `store`."""
+        self._settings = settings
+        self._store = store
+        self._lifecycle = lifecycle
+        secret = settings.livekit_api_secret.get_secret_value()
+        self._webhooks = api.WebhookReceiver(api.TokenVerifier(settings.livekit_api_key, secret))
+
+    async def livekit_webhook(self, request: web.Request) -> web.Response:
+        """`POST /livekit/webhook`: room and participant events, signed by LiveKit."""
+        body = await request.text()
+        auth = request.headers.get("Authorization", "")
+        auth = auth.removeprefix("Bearer ").strip()
+        try:
+            event = self._webhooks.receive(body, auth)
+        except Exception:  # the receiver raises bare Exception, or jwt's errors
+            raise Unauthorized("The webhook signature is not valid.", code="invalid_signature") from None
+        row = await self._store.by_room(event.room.name) if event.room.name else None
+        if row is None:
+            return web.json_response({"ok": True, "session": None})
+        kind = event.event
+        if kind in ("room_started", "participant_joined", "participant_left", "room_finished"):
+            data: dict[str, Any] = {"id": f"lk:{event.id}", "type": kind, "at": utcnow().isoformat()}
+            if event.participant.identity:
+                kind_name = api.ParticipantInfo.Kind.Name(event.participant.kind)
+                data["participant"] = {"identity": event.participant.identity, "kind": kind_name}
+            await self._store.record_events(row.id, [data])
+        if kind == "participant_joined":
+            is_agent = event.participant.kind == api.ParticipantInfo.Kind.AGENT
+            await self._lifecycle.joined(row.id, "agent_joined" if is_agent else "participant_joined")
+        elif kind == "room_finished":
+            await self._lifecycle.end(row.id, row.character, "room_finished")
+        return web.json_response({"ok": True, "session": row.id})
+
+    async def events(self, request: web.Request) -> web.Response:
+        """`POST /internal/v1/sessions/{id}/events`: a batch of the worker's reports."""
+        session_id = request.match_info["session_id"]
+        token = bearer_token(request)
+        settings = self._settings
+        try:
+            if token is None:
+                raise jwt.InvalidTokenError
+            subject = verify_ingest_token(
+                token, settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
+            )
+        except jwt.InvalidTokenError:
+            raise Unauthorized(
+                "The ingest token is missing, expired or not valid.", code="invalid_token"
+            ) from None
+        if subject != session_id:
+            raise Unauthorized("The ingest token is for another session.", code="invalid_token")
+        row = await self._store.get(session_id)
+        if row is None:
+            raise NotFound("No such session.", code="session_not_found")
+        late = dt.timedelta(seconds=settings.late_event_window_seconds)
+        if row.ended_at is not None and utcnow() - as_utc(row.ended_at) > late:
+            raise Conflict("The session ended too long ago to accept events.", code="session_closed")
+
+        raw = await read_json(request, max_bytes=MAX_BATCH_BYTES)
+        if (
+            isinstance(raw, dict)
+            and isinstance(raw.get("events"), list)
+            and len(raw["events"]) > MAX_BATCH_EVENTS
+        ):
+            raise PayloadTooLarge(f"At most {MAX_BATCH_EVENTS} events a batch.", code="too_many_events")
+        try:
+            batch = EventBatch.model_validate(raw)
+        except ValidationError as exc:
+            raise ValidationFailed("Some events are not valid.", details=validation_details(exc)) from None
+
+        events = []
+        for event in batch.events:
+            data = event.model_dump(mode="json")
+            if data["type"] == "tool_call":
+                data["arguments"] = redact_arguments(data["arguments"])
+            events.append(data)
+        accepted = await self._store.record_events(session_id, events)
+        for event in batch.events:
+            if event.type == "session_started":
+                await self._lifecycle.joined(session_id, "agent_started")
+            elif event.type == "session_ended":
+                usage = event.usage.model_dump()
+                await self._lifecycle.end(session_id, row.character, f"agent:{event.reason}", usage=usage)
+        return web.json_response({"accepted": accepted, "duplicates": len(events) - accepted})

@@ -1,0 +1,252 @@
+"""Post-call webhooks, sent when a session ends.
+
+The session's summary is POSTed to the character's `webhook_url`, signed, retried
+with backoff, and every attempt is recorded.
+
+Deliveries are queued in the database in the same transaction that ends the
+session and sent by a background loop, never in a request's path. A delivery is
+leased before it is sent, so several token servers never send one twice at once.
+
+Signature: `X-Oshara-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`
+keyed with the character's `webhook_secret`. Receivers should check it and reject
+timestamps more than five minutes old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from characters import Character
+
+from .db import sessions, webhook_attempts, webhook_deliveries
+from .store import as_utc, utcnow
+
+log = logging.getLogger("token_server.post_call")
+
+SIGNATURE_HEADER = "X-Oshara-Signature"
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The `X-Oshara-Signature` value for `body` sent at `timestamp`."""
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def resolve_secret(value: str | None) -> str | None:
+    """A `${ENV_NAME}` reference resolved from the environment; a literal as it is."""
+    if value is None:
+        return None
+    match = _ENV_REF.match(value)
+    return os.environ.get(match[1]) if match else value
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff from `base` up to `cap` seconds, for `window` seconds after queueing."""
+
+    base: float = 10.0
+    cap: float = 600.0
+    window: float = 2 * 3600.0
+
+    def next_delay(self, attempts: int) -> float:
+        """Seconds to wait after the `attempts`-th failure."""
+        return min(self.cap, self.base * 2 ** max(0, attempts - 1))
+
+
+class PostCallWebhooks:
+    """Sends queued post-call webhooks."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        http: aiohttp.ClientSession,
+        characters: dict[str, Character],
+        summary: Any,
+        *,
+        policy: RetryPolicy,
+        timeout_seconds: float = 10.0,
+        lease_seconds: float = 60.0,
+    ) -> None:
+        """`summary(session_id)` builds the payload (an awaitable returning a dict)."""
+        self._engine = engine
+        self._http = http
+        self._characters = characters
+        self._summary = summary
+        self._policy = policy
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._lease = dt.timedelta(seconds=lease_seconds)
+
+    async def _claim_due(self, limit: int = 20) -> list[sa.Row]:
+        now = utcnow()
+        due = (
+            sa.select(webhook_deliveries)
+            .where(webhook_deliveries.c.status == "pending", webhook_deliveries.c.next_attempt_at <= now)
+            .where(
+                sa.or_(webhook_deliveries.c.locked_until.is_(None), webhook_deliveries.c.locked_until < now)
+            )
+            .order_by(webhook_deliveries.c.next_attempt_at)
+            .limit(limit)
+        )
+        claimed = []
+        async with self._engine.begin() as conn:
+            for row in (await conn.execute(due)).all():
+                result = await conn.execute(
+                    webhook_deliveries.update()
+                    .where(
+                        webhook_deliveries.c.id == row.id,
+                        sa.or_(
+                            webhook_deliveries.c.locked_until.is_(None),
+                            webhook_deliveries.c.locked_until < now,
+                        ),
+                    )
+                    .values(locked_until=now + self._lease)
+                )
+                if result.rowcount == 1:
+                    claimed.append(row)
+        return claimed
+
+    async def _attempt(self, delivery: sa.Row, character: Character | None) -> tuple[int | None, str | None]:
+        secret = resolve_secret(character.webhook_secret) if character else None
+        if character is None:
+            return None, "the character no longer exists"
+        if character.webhook_secret and not secret:
+            return None, "the webhook secret's environment variable is not set"
+        payload = await self._summary(delivery.session_id)
+        payload = {"event": "session.ended", "delivery_id": delivery.id, **payload}
+        body = json.dumps(payload, separators=(",", ":"), default=str).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "oshara-webhooks/1",
+            "X-Oshara-Event": "session.ended",
+            "X-Oshara-Delivery": delivery.id,
+        }
+        if secret:
+            headers[SIGNATURE_HEADER] = sign(secret, int(time.time()), body)
+        try:
+            async with self._http.post(
+                delivery.url, data=body, headers=headers, timeout=self._timeout
+            ) as resp:
+                await resp.read()
+                return resp.status, None if resp.status < 300 else f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return None, type(exc).__name__
+
+    async def deliver_due(self) -> int:
+        """Send every due delivery once; returns how many were attempted."""
+        rows = await self._claim_due()
+        for delivery in rows:
+            session_character = await self._character_of(delivery.session_id)
+            started = time.perf_counter()
+            status_code, error = await self._attempt(delivery, self._characters.get(session_character or ""))
+            duration_ms = (time.perf_counter() - started) * 1000
+            await self._record(delivery, status_code, error, duration_ms)
+        return len(rows)
+
+    async def _character_of(self, session_id: str) -> str | None:
+        async with self._engine.connect() as conn:
+            query = sa.select(sessions.c.character).where(sessions.c.id == session_id)
+            return (await conn.execute(query)).scalar_one_or_none()
+
+    async def _record(
+        self, delivery: sa.Row, status_code: int | None, error: str | None, duration_ms: float
+    ) -> None:
+        now = utcnow()
+        attempts = delivery.attempts + 1
+        values: dict[str, Any] = {"attempts": attempts, "locked_until": None}
+        if error is None:
+            values |= {"status": "delivered", "delivered_at": now, "next_attempt_at": None}
+        else:
+            next_at = now + dt.timedelta(seconds=self._policy.next_delay(attempts))
+            if next_at > as_utc(delivery.created_at) + dt.timedelta(seconds=self._policy.window):
+                values |= {"status": "failed", "next_attempt_at": None}
+            else:
+                values["next_attempt_at"] = next_at
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                webhook_attempts.insert().values(
+                    delivery_id=delivery.id,
+                    at=now,
+                    status_code=status_code,
+                    error=error,
+                    duration_ms=duration_ms,
+                )
+            )
+            await conn.execute(
+                webhook_deliveries.update().where(webhook_deliveries.c.id == delivery.id).values(**values)
+            )
+        log.info(
+            "webhook attempt",
+            extra={
+                "delivery_id": delivery.id,
+                "session_id": delivery.session_id,
+                "status_code": status_code,
+                "error": error,
+                "outcome": values.get("status", "retry"),
+            },
+        )
+
+    async def run(self, poll_seconds: float) -> None:
+        """Deliver due webhooks every `poll_seconds` until cancelled."""
+        while True:
+            try:
+                await self.deliver_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook delivery loop failed")
+            await asyncio.sleep(poll_seconds)
+
+
+async def deliveries_of(engine: AsyncEngine, session_id: str) -> list[dict[str, Any]]:
+    """A session's webhook deliveries, each with its attempts, for the session record."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(webhook_deliveries)
+                .where(webhook_deliveries.c.session_id == session_id)
+                .order_by(webhook_deliveries.c.created_at)
+            )
+        ).all()
+        out = []
+        for row in rows:
+            attempts = (
+                await conn.execute(
+                    sa.select(webhook_attempts)
+                    .where(webhook_attempts.c.delivery_id == row.id)
+                    .order_by(webhook_attempts.c.id)
+                )
+            ).all()
+            out.append(
+                {
+                    "id": row.id,
+                    "url": row.url,
+                    "status": row.status,
+                    "attempts": [
+                        {
+                            "at": as_utc(a.at),
+                            "status_code": a.status_code,
+                            "error": a.error,
+                            "duration_ms": a.duration_ms,
+                        }
+                        for a in attempts
+                    ],
+                    "next_attempt_at": as_utc(row.next_attempt_at),
+                    "delivered_at": as_utc(row.delivered_at),
+                }
+            )
+        return out
