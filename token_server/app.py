@@ -14,7 +14,7 @@ from aiohttp import web
 from characters import Character, load_characters
 
 from .access import check_caller_may_start, cors_middleware, identify_caller
-from .db import create_engine, migrate
+from .db import Database, migrate
 from .errors import NotFound, error_middleware, read_json
 from .ingest import Ingest
 from .lifecycle import SessionLifecycle
@@ -35,6 +35,7 @@ SETTINGS = web.AppKey("settings", Settings)
 CHARACTERS = web.AppKey("characters", dict[str, Character])
 START = web.AppKey("start", StartContext)
 ENGINE = web.AppKey("engine", object)
+DB = web.AppKey("db", Database)
 LIFECYCLE = web.AppKey("lifecycle", SessionLifecycle)
 WEBHOOKS = web.AppKey("webhooks", PostCallWebhooks)
 INGEST = web.AppKey("ingest", Ingest)
@@ -128,15 +129,16 @@ def create_app(settings: Settings) -> web.Application:
     app[CHARACTERS] = characters
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        db = Database(settings.database_url)
+        engine = db.engine
         await migrate(engine)
         timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            store = SessionStore(engine)
+            store = SessionStore(db)
             rooms = LiveKitRooms(settings, http)
             lifecycle = SessionLifecycle(store, characters, rooms)
             webhooks = PostCallWebhooks(
-                engine,
+                db,
                 http,
                 characters,
                 lambda session_id: post_call_payload(store, session_id),
@@ -148,6 +150,7 @@ def create_app(settings: Settings) -> web.Application:
                 timeout_seconds=settings.webhook_timeout_seconds,
             )
             app[ENGINE] = engine
+            app[DB] = db
             app[START] = StartContext(settings=settings, store=store, rooms=rooms)
             app[LIFECYCLE] = lifecycle
             app[WEBHOOKS] = webhooks
@@ -163,7 +166,7 @@ def create_app(settings: Settings) -> web.Application:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        await engine.dispose()
+        await db.dispose()
 
     app.cleanup_ctx.append(resources)
     app.router.add_post("/v1/sessions", start_session_view)

@@ -6,7 +6,11 @@ Alembic migrations in `token_server/migrations`, applied at start-up.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -14,6 +18,8 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+T = TypeVar("T")
 
 metadata = sa.MetaData()
 
@@ -52,6 +58,15 @@ session_status_changes = sa.Table(
     sa.Column("reason", sa.String(200)),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_status_changes_session", "session_id", "id"),
+)
+
+# Live (pending or active) sessions per character, kept in step with `sessions` in the
+# same transactions, so a start checks its limit with one conditional UPDATE.
+slot_counts = sa.Table(
+    "slot_counts",
+    metadata,
+    sa.Column("scope", sa.String(64), primary_key=True),
+    sa.Column("live", sa.Integer, nullable=False),
 )
 
 session_events = sa.Table(
@@ -106,27 +121,15 @@ webhook_attempts = sa.Table(
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def is_sqlite(engine: AsyncEngine | AsyncConnection) -> bool:
+def is_sqlite(engine: AsyncEngine | AsyncConnection | sa.Connection) -> bool:
     """Whether the database is SQLite (which needs a whole-database write lock)."""
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for `url`.
+def _sqlite_pragmas(engine: sa.Engine) -> None:
+    """WAL, a busy timeout, and `BEGIN IMMEDIATE` so a transaction holds the write lock from the start."""
 
-    SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` transactions, so a
-    read-check-write transaction (a concurrency slot) holds the write lock from its
-    first statement; its parent directory is created.
-    """
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
-
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         # Let SQLAlchemy emit BEGIN itself (below) instead of sqlite3's deferred one.
         dbapi_connection.isolation_level = None
@@ -137,11 +140,69 @@ def create_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for `url`; SQLite gets `_sqlite_pragmas` and its directory made."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+    _sqlite_pragmas(engine.sync_engine)
     return engine
+
+
+class Database:
+    """The engine, and how write transactions run.
+
+    A write is a plain function of a sync `Connection`, run in one transaction by
+    `write()`. On SQLite it runs whole on a single writer thread with the stdlib
+    driver: one thread hop per transaction instead of one per statement, and the
+    single thread is also what serialises SQLite's one-writer-at-a-time (so nobody
+    waits in SQLite's busy handler, which sleeps in steps of up to 100 ms). On
+    PostgreSQL it runs through `AsyncConnection.run_sync` on asyncpg.
+    """
+
+    def __init__(self, url: str) -> None:
+        """Open engines for `url` (no connection is made yet)."""
+        self.engine = create_engine(url)
+        self._writer: ThreadPoolExecutor | None = None
+        self._sync_engine: sa.Engine | None = None
+        if is_sqlite(self.engine):
+            sync_url = make_url(url).set(drivername="sqlite")
+            self._sync_engine = sa.create_engine(
+                sync_url, connect_args={"timeout": 30, "check_same_thread": False}
+            )
+            _sqlite_pragmas(self._sync_engine)
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(connection, *args)` in one write transaction and return its result."""
+        if self._writer is None:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._run_sync, fn, args)
+
+    def _run_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        assert self._sync_engine is not None
+        with self._sync_engine.begin() as conn:
+            return fn(conn, *args)
+
+    def connect(self):
+        """A connection for reads."""
+        return self.engine.connect()
+
+    async def dispose(self) -> None:
+        """Close every connection and the writer thread."""
+        await self.engine.dispose()
+        if self._writer is not None:
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._sync_engine.dispose)
+            self._writer.shutdown(wait=False)  # idle: the dispose above ran on it last
 
 
 def _alembic_config(connection: sa.Connection) -> Config:

@@ -28,11 +28,10 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from characters import Character
 
-from .db import sessions, webhook_attempts, webhook_deliveries
+from .db import Database, sessions, webhook_attempts, webhook_deliveries
 from .store import as_utc, utcnow
 
 log = logging.getLogger("token_server.post_call")
@@ -73,7 +72,7 @@ class PostCallWebhooks:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         http: aiohttp.ClientSession,
         characters: dict[str, Character],
         summary: Any,
@@ -83,7 +82,7 @@ class PostCallWebhooks:
         lease_seconds: float = 60.0,
     ) -> None:
         """`summary(session_id)` builds the payload (an awaitable returning a dict)."""
-        self._engine = engine
+        self._db = db
         self._http = http
         self._characters = characters
         self._summary = summary
@@ -92,33 +91,7 @@ class PostCallWebhooks:
         self._lease = dt.timedelta(seconds=lease_seconds)
 
     async def _claim_due(self, limit: int = 20) -> list[sa.Row]:
-        now = utcnow()
-        due = (
-            sa.select(webhook_deliveries)
-            .where(webhook_deliveries.c.status == "pending", webhook_deliveries.c.next_attempt_at <= now)
-            .where(
-                sa.or_(webhook_deliveries.c.locked_until.is_(None), webhook_deliveries.c.locked_until < now)
-            )
-            .order_by(webhook_deliveries.c.next_attempt_at)
-            .limit(limit)
-        )
-        claimed = []
-        async with self._engine.begin() as conn:
-            for row in (await conn.execute(due)).all():
-                result = await conn.execute(
-                    webhook_deliveries.update()
-                    .where(
-                        webhook_deliveries.c.id == row.id,
-                        sa.or_(
-                            webhook_deliveries.c.locked_until.is_(None),
-                            webhook_deliveries.c.locked_until < now,
-                        ),
-                    )
-                    .values(locked_until=now + self._lease)
-                )
-                if result.rowcount == 1:
-                    claimed.append(row)
-        return claimed
+        return await self._db.write(_claim_due, utcnow(), self._lease, limit)
 
     async def _attempt(self, delivery: sa.Row, character: Character | None) -> tuple[int | None, str | None]:
         secret = resolve_secret(character.webhook_secret) if character else None
@@ -158,7 +131,7 @@ class PostCallWebhooks:
         return len(rows)
 
     async def _character_of(self, session_id: str) -> str | None:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             query = sa.select(sessions.c.character).where(sessions.c.id == session_id)
             return (await conn.execute(query)).scalar_one_or_none()
 
@@ -176,19 +149,14 @@ class PostCallWebhooks:
                 values |= {"status": "failed", "next_attempt_at": None}
             else:
                 values["next_attempt_at"] = next_at
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                webhook_attempts.insert().values(
-                    delivery_id=delivery.id,
-                    at=now,
-                    status_code=status_code,
-                    error=error,
-                    duration_ms=duration_ms,
-                )
-            )
-            await conn.execute(
-                webhook_deliveries.update().where(webhook_deliveries.c.id == delivery.id).values(**values)
-            )
+        attempt = {
+            "delivery_id": delivery.id,
+            "at": now,
+            "status_code": status_code,
+            "error": error,
+            "duration_ms": duration_ms,
+        }
+        await self._db.write(_record_attempt, delivery.id, attempt, values)
         log.info(
             "webhook attempt",
             extra={
@@ -212,9 +180,32 @@ class PostCallWebhooks:
             await asyncio.sleep(poll_seconds)
 
 
-async def deliveries_of(engine: AsyncEngine, session_id: str) -> list[dict[str, Any]]:
+def _claim_due(conn: sa.Connection, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[sa.Row]:
+    free = sa.or_(webhook_deliveries.c.locked_until.is_(None), webhook_deliveries.c.locked_until < now)
+    due = (
+        sa.select(webhook_deliveries)
+        .where(webhook_deliveries.c.status == "pending", webhook_deliveries.c.next_attempt_at <= now, free)
+        .order_by(webhook_deliveries.c.next_attempt_at)
+        .limit(limit)
+    )
+    claimed = []
+    for row in conn.execute(due).all():
+        lease_it = webhook_deliveries.update().where(webhook_deliveries.c.id == row.id, free)
+        if conn.execute(lease_it.values(locked_until=now + lease)).rowcount == 1:
+            claimed.append(row)
+    return claimed
+
+
+def _record_attempt(
+    conn: sa.Connection, delivery_id: str, attempt: dict[str, Any], values: dict[str, Any]
+) -> None:
+    conn.execute(webhook_attempts.insert().values(**attempt))
+    conn.execute(webhook_deliveries.update().where(webhook_deliveries.c.id == delivery_id).values(**values))
+
+
+async def deliveries_of(db: Database, session_id: str) -> list[dict[str, Any]]:
     """A session's webhook deliveries, each with its attempts, for the session record."""
-    async with engine.connect() as conn:
+    async with db.connect() as conn:
         rows = (
             await conn.execute(
                 sa.select(webhook_deliveries)

@@ -71,7 +71,7 @@ async def session_summary(
     if with_deliveries:
         summary["webhooks"] = [
             {**d, **{k: iso(d[k]) for k in ("next_attempt_at", "delivered_at")}}
-            for d in await deliveries_of(store.engine, row.id)
+            for d in await deliveries_of(store.db, row.id)
         ]
         for delivery in summary["webhooks"]:
             for attempt in delivery["attempts"]:

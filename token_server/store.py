@@ -1,10 +1,13 @@
 """Session records in the database, and the concurrency slots they hold.
 
-A session holds a slot while it is `pending` or `active`. Reserving one is a single
-transaction that takes a lock (SQLite: the database write lock of `BEGIN
-IMMEDIATE`; PostgreSQL: transaction-scoped advisory locks on the global scope and
-the character), counts the live sessions and inserts the new one, so N parallel
-starts against a limit of k create exactly k sessions, across processes too.
+A session holds a slot while it is `pending` or `active`. Each character has a
+counter of its live sessions in `slot_counts`: a start takes a slot with one
+conditional UPDATE (`live < limit`) in the transaction that records the session,
+and the transition that ends it gives the slot back in its own transaction. So N
+parallel starts against a limit of k create exactly k sessions, across processes
+too, at a cost that does not grow with the number of live sessions. The optional
+global cap counts live sessions under a lock (SQLite: the write lock of `BEGIN
+IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock).
 """
 
 from __future__ import annotations
@@ -19,9 +22,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .db import is_sqlite, session_events, session_status_changes, sessions, webhook_deliveries
+from .db import (
+    Database,
+    is_sqlite,
+    session_events,
+    session_status_changes,
+    sessions,
+    slot_counts,
+    webhook_deliveries,
+)
 
 LIVE_STATUSES = ("pending", "active")
 GLOBAL_SCOPE = "*"
@@ -82,40 +92,14 @@ def _lock_key(scope: str) -> int:
 class SessionStore:
     """Reads and writes session records."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        """Use `engine`, already migrated."""
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        """Use `db`, already migrated."""
+        self._db = db
 
     @property
-    def engine(self) -> AsyncEngine:
-        """The database engine, for queries that belong to other modules."""
-        return self._engine
-
-    async def _lock(self, conn: AsyncConnection, scope: str) -> None:
-        if not is_sqlite(conn):
-            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(scope))))
-
-    async def _live_count(self, conn: AsyncConnection, character: str | None) -> int:
-        query = sa.select(sa.func.count()).select_from(sessions).where(sessions.c.status.in_(LIVE_STATUSES))
-        if character is not None:
-            query = query.where(sessions.c.character == character)
-        return (await conn.execute(query)).scalar_one()
-
-    async def _find_replay(
-        self, conn: AsyncConnection, character: str, key: str, request_hash: str | None, since: dt.datetime
-    ) -> Replay | None:
-        row = (
-            await conn.execute(
-                sa.select(sessions).where(
-                    sessions.c.character == character,
-                    sessions.c.idempotency_key == key,
-                    sessions.c.created_at >= since,
-                )
-            )
-        ).first()
-        if row is None:
-            return None
-        return Replay(row, same_request=row.request_hash == request_hash)
+    def db(self) -> Database:
+        """The database, for queries that belong to other modules."""
+        return self._db
 
     async def reserve(
         self,
@@ -131,64 +115,14 @@ class SessionStore:
             SlotsFull: the character's or the global limit is reached.
             Replay: `new.idempotency_key` was used within the window.
         """
-        now = utcnow()
-        since = now - idempotency_window
+        since = utcnow() - idempotency_window
         try:
-            async with self._engine.begin() as conn:
-                if new.idempotency_key:
-                    replay = await self._find_replay(
-                        conn, new.character, new.idempotency_key, new.request_hash, since
-                    )
-                    if replay:
-                        raise replay
-                    # A key older than the window is free again.
-                    await conn.execute(
-                        sessions.update()
-                        .where(
-                            sessions.c.character == new.character,
-                            sessions.c.idempotency_key == new.idempotency_key,
-                        )
-                        .values(idempotency_key=None)
-                    )
-                if global_limit is not None:
-                    await self._lock(conn, GLOBAL_SCOPE)
-                    if await self._live_count(conn, None) >= global_limit:
-                        raise SlotsFull(GLOBAL_SCOPE, global_limit)
-                await self._lock(conn, new.character)
-                if await self._live_count(conn, new.character) >= limit:
-                    raise SlotsFull(new.character, limit)
-                await conn.execute(
-                    sessions.insert().values(
-                        id=new.id,
-                        character=new.character,
-                        status="pending",
-                        status_reason="room_created",
-                        room_name=new.room_name,
-                        participant_identity=new.participant_identity,
-                        origin=new.origin,
-                        origin_url=new.origin_url,
-                        config=new.config,
-                        idempotency_key=new.idempotency_key,
-                        request_hash=new.request_hash,
-                        created_at=now,
-                        updated_at=now,
-                        join_deadline=now + dt.timedelta(seconds=new.join_timeout_seconds),
-                        max_end_at=now + dt.timedelta(seconds=new.max_duration_seconds),
-                    )
-                )
-                await conn.execute(
-                    session_status_changes.insert().values(
-                        session_id=new.id, status="pending", reason="room_created", at=now
-                    )
-                )
+            await self._db.write(_reserve, new, limit, global_limit, since)
         except IntegrityError:
             # A parallel request with the same idempotency key committed first.
             if not new.idempotency_key:
                 raise
-            async with self._engine.connect() as conn:
-                replay = await self._find_replay(
-                    conn, new.character, new.idempotency_key, new.request_hash, since
-                )
+            replay = await self._db.write(_find_replay, new, since)
             if replay is None:
                 raise
             raise replay from None
@@ -210,45 +144,13 @@ class SessionStore:
         same key starts afresh. A session that ends with a `webhook_url` gets its
         post-call delivery queued in the same transaction, so none is lost.
         """
-        now = utcnow()
-        values: dict[str, Any] = {"status": status, "status_reason": reason, "updated_at": now}
-        if status in ("ended", "failed"):
-            values |= {"ended_at": now, "idempotency_key": None}
-        if status == "active":
-            values["joined_at"] = now
-        if usage is not None:
-            values["usage"] = usage
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                sessions.update()
-                .where(sessions.c.id == session_id, sessions.c.status.in_(from_statuses))
-                .values(**values)
-            )
-            if result.rowcount != 1:
-                return False
-            await conn.execute(
-                session_status_changes.insert().values(
-                    session_id=session_id, status=status, reason=reason, at=now
-                )
-            )
-            if status == "ended" and webhook_url:
-                await conn.execute(
-                    webhook_deliveries.insert().values(
-                        id="whd_" + secrets.token_hex(12),
-                        session_id=session_id,
-                        url=webhook_url,
-                        status="pending",
-                        attempts=0,
-                        created_at=now,
-                        next_attempt_at=now,
-                    )
-                )
-        return True
+        return await self._db.write(
+            _transition, session_id, status, reason, from_statuses, usage, webhook_url
+        )
 
     async def set_usage(self, session_id: str, usage: dict[str, Any]) -> None:
         """Record what a session consumed (the agent may report it after the end)."""
-        async with self._engine.begin() as conn:
-            await conn.execute(sessions.update().where(sessions.c.id == session_id).values(usage=usage))
+        await self._db.write(_set_usage, session_id, usage)
 
     async def record_events(self, session_id: str, events: list[dict[str, Any]]) -> int:
         """Store a batch of reported events; returns how many were new.
@@ -270,15 +172,7 @@ class SessionStore:
             }
             for e in events
         ]
-        async with self._engine.begin() as conn:
-            insert = sqlite_insert if is_sqlite(conn) else pg_insert
-            statement = (
-                insert(session_events)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["session_id", "event_id"])
-                .returning(session_events.c.event_id)
-            )
-            return len((await conn.execute(statement)).all())
+        return await self._db.write(_insert_events, rows)
 
     async def events(
         self, session_id: str, *, after: int, limit: int, types: list[str] | None = None
@@ -292,7 +186,7 @@ class SessionStore:
         )
         if types:
             query = query.where(session_events.c.type.in_(types))
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return list((await conn.execute(query)).all())
 
     async def form_updates(self, session_id: str) -> list[dict[str, Any]]:
@@ -302,7 +196,7 @@ class SessionStore:
             .where(session_events.c.session_id == session_id, session_events.c.type == "form_updated")
             .order_by(session_events.c.seq)
         )
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return [row.data for row in await conn.execute(query)]
 
     async def history(self, session_id: str) -> list[sa.Row]:
@@ -314,7 +208,7 @@ class SessionStore:
             .where(session_status_changes.c.session_id == session_id)
             .order_by(session_status_changes.c.id)
         )
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return list((await conn.execute(query)).all())
 
     async def list_sessions(
@@ -342,7 +236,7 @@ class SessionStore:
                     sa.and_(sessions.c.created_at == created, sessions.c.id < sid),
                 )
             )
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return list((await conn.execute(query)).all())
 
     async def overdue(self, now: dt.datetime) -> list[tuple[str, str]]:
@@ -353,17 +247,178 @@ class SessionStore:
                 sa.and_(sessions.c.status == "active", sessions.c.max_end_at < now),
             )
         )
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [(r.id, "join_timeout" if r.status == "pending" else "max_duration") for r in rows]
 
     async def by_room(self, room_name: str) -> sa.Row | None:
         """The session whose room is `room_name`, or None."""
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             query = sa.select(sessions).where(sessions.c.room_name == room_name)
             return (await conn.execute(query)).first()
 
     async def get(self, session_id: str) -> sa.Row | None:
         """One session record, or None."""
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return (await conn.execute(sa.select(sessions).where(sessions.c.id == session_id))).first()
+
+
+# Write transactions: each is a plain function of a sync Connection, run whole by
+# `Database.write` (one thread hop on SQLite; `run_sync` on PostgreSQL).
+
+
+def _lock(conn: sa.Connection, scope: str) -> None:
+    # SQLite's BEGIN IMMEDIATE already holds the database's write lock.
+    if not is_sqlite(conn):
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(scope))))
+
+
+def _live_count(conn: sa.Connection) -> int:
+    # Only the optional global cap counts: O(live sessions), under its own lock.
+    query = sa.select(sa.func.count()).select_from(sessions).where(sessions.c.status.in_(LIVE_STATUSES))
+    return conn.execute(query).scalar_one()
+
+
+def _take_slot(conn: sa.Connection, character: str, limit: int) -> bool:
+    """Count one more live session for `character` if it is under `limit`.
+
+    One conditional UPDATE: atomic in SQLite, and on PostgreSQL concurrent starts
+    queue on the row lock and re-check the condition once the one ahead commits.
+    """
+    take = (
+        slot_counts.update()
+        .where(slot_counts.c.scope == character, slot_counts.c.live < limit)
+        .values(live=slot_counts.c.live + 1)
+    )
+    if conn.execute(take).rowcount == 1:
+        return True
+    insert = sqlite_insert if is_sqlite(conn) else pg_insert
+    # The character's first session: make its counter (a parallel start may win that), then try again.
+    conn.execute(
+        insert(slot_counts).values(scope=character, live=0).on_conflict_do_nothing(index_elements=["scope"])
+    )
+    return conn.execute(take).rowcount == 1
+
+
+def _find_replay(conn: sa.Connection, new: NewSession, since: dt.datetime) -> Replay | None:
+    row = conn.execute(
+        sa.select(sessions).where(
+            sessions.c.character == new.character,
+            sessions.c.idempotency_key == new.idempotency_key,
+            sessions.c.created_at >= since,
+        )
+    ).first()
+    if row is None:
+        return None
+    return Replay(row, same_request=row.request_hash == new.request_hash)
+
+
+def _reserve(
+    conn: sa.Connection, new: NewSession, limit: int, global_limit: int | None, since: dt.datetime
+) -> None:
+    if new.idempotency_key:
+        replay = _find_replay(conn, new, since)
+        if replay:
+            raise replay
+        # A key older than the window is free again.
+        conn.execute(
+            sessions.update()
+            .where(sessions.c.character == new.character, sessions.c.idempotency_key == new.idempotency_key)
+            .values(idempotency_key=None)
+        )
+    if global_limit is not None:
+        _lock(conn, GLOBAL_SCOPE)
+        if _live_count(conn) >= global_limit:
+            raise SlotsFull(GLOBAL_SCOPE, global_limit)
+    if not _take_slot(conn, new.character, limit):
+        raise SlotsFull(new.character, limit)
+    now = utcnow()
+    conn.execute(
+        sessions.insert().values(
+            id=new.id,
+            character=new.character,
+            status="pending",
+            status_reason="room_created",
+            room_name=new.room_name,
+            participant_identity=new.participant_identity,
+            origin=new.origin,
+            origin_url=new.origin_url,
+            config=new.config,
+            idempotency_key=new.idempotency_key,
+            request_hash=new.request_hash,
+            created_at=now,
+            updated_at=now,
+            join_deadline=now + dt.timedelta(seconds=new.join_timeout_seconds),
+            max_end_at=now + dt.timedelta(seconds=new.max_duration_seconds),
+        )
+    )
+    conn.execute(
+        session_status_changes.insert().values(
+            session_id=new.id, status="pending", reason="room_created", at=now
+        )
+    )
+
+
+def _transition(
+    conn: sa.Connection,
+    session_id: str,
+    status: str,
+    reason: str,
+    from_statuses: tuple[str, ...],
+    usage: dict[str, Any] | None,
+    webhook_url: str | None,
+) -> bool:
+    now = utcnow()
+    values: dict[str, Any] = {"status": status, "status_reason": reason, "updated_at": now}
+    if status in ("ended", "failed"):
+        values |= {"ended_at": now, "idempotency_key": None}
+    if status == "active":
+        values["joined_at"] = now
+    if usage is not None:
+        values["usage"] = usage
+    moved = conn.execute(
+        sessions.update()
+        .where(sessions.c.id == session_id, sessions.c.status.in_(from_statuses))
+        .values(**values)
+        .returning(sessions.c.character)
+    ).first()
+    if moved is None:
+        return False
+    if status not in LIVE_STATUSES:
+        # Every from-status that can reach here is live: give the slot back.
+        conn.execute(
+            slot_counts.update()
+            .where(slot_counts.c.scope == moved.character)
+            .values(live=slot_counts.c.live - 1)
+        )
+    conn.execute(
+        session_status_changes.insert().values(session_id=session_id, status=status, reason=reason, at=now)
+    )
+    if status == "ended" and webhook_url:
+        conn.execute(
+            webhook_deliveries.insert().values(
+                id="whd_" + secrets.token_hex(12),
+                session_id=session_id,
+                url=webhook_url,
+                status="pending",
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+    return True
+
+
+def _set_usage(conn: sa.Connection, session_id: str, usage: dict[str, Any]) -> None:
+    conn.execute(sessions.update().where(sessions.c.id == session_id).values(usage=usage))
+
+
+def _insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
+    insert = sqlite_insert if is_sqlite(conn) else pg_insert
+    statement = (
+        insert(session_events)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["session_id", "event_id"])
+        .returning(session_events.c.event_id)
+    )
+    return len(conn.execute(statement).all())
