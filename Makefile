@@ -11,7 +11,7 @@ PORT ?= 8080
 SYSTEM_PACKAGES := espeak-ng sox chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps dev test lint format bench bench-quick clean
+.PHONY: help install system-deps dev test lint format widget widget-check bench bench-quick clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,12 @@ lint: $(STAMP) ## ruff: lint and format check
 format: $(STAMP) ## ruff: fix what can be fixed and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+widget: ## Rebuild token_server/static/widget.js from widget/ (needs Node.js and npm)
+	cd widget && npm ci --no-audit --no-fund && npm run build
+
+widget-check: ## Check the committed widget.js matches its source, type-check and unit-test it
+	cd widget && npm ci --no-audit --no-fund && ./check-build.sh && npm run typecheck && npm test
 
 clean: ## Remove .venv, caches and the local SQLite database
 	rm -rf $(VENV) .pytest_cache .ruff_cache data

@@ -1,0 +1,1 @@
+"""Support for the browser tests: loopback servers around the real token server, and Chromium."""

@@ -1,0 +1,438 @@
+// One voice call: microphone, POST /v1/sessions, the LiveKit room, and what the
+// agent publishes into it (state attribute, transcript streams, form answers).
+// No UI here: the view and the page listen to `events`.
+import {
+  ConnectionError,
+  ConnectionErrorReason,
+  createLocalAudioTrack,
+  DisconnectReason,
+  type LocalAudioTrack,
+  type Participant,
+  ParticipantKind,
+  type RemoteParticipant,
+  type RemoteTrack,
+  Room,
+  RoomEvent,
+  Track,
+  type TextStreamReader,
+} from "livekit-client";
+import { Emitter } from "./emitter";
+import {
+  connectionLost,
+  insecureContext,
+  microphoneError,
+  voiceServerRefused,
+  voiceServerUnreachable,
+  WidgetError,
+} from "./errors";
+import { type SessionGrant, type SessionRequest, startSession } from "./session-api";
+
+/** Topics and attributes the agent worker publishes (see docs/widget.md, "Agent contract"). */
+export const AGENT_STATE_ATTRIBUTE = "lk.agent.state";
+export const TRANSCRIPTION_TOPIC = "lk.transcription";
+export const FORM_TOPIC = "oshara.form";
+const SEGMENT_ID_ATTRIBUTE = "lk.segment_id";
+const FINAL_ATTRIBUTE = "lk.transcription_final";
+const TRACK_ID_ATTRIBUTE = "lk.transcribed_track_id";
+const MAX_TRANSCRIPT_ENTRIES = 200;
+
+export type CallState =
+  | "idle"
+  | "requesting_microphone"
+  | "starting"
+  | "connecting"
+  | "connected"
+  | "ended"
+  | "error";
+
+/** `lk.agent.state` as livekit-agents sets it, plus "connecting" until the agent has joined. */
+export type AgentState = "connecting" | "initializing" | "idle" | "listening" | "thinking" | "speaking";
+
+export interface StateEvent {
+  state: CallState;
+  agentState: AgentState | null;
+  muted: boolean;
+}
+
+export interface TranscriptEntry {
+  /** The segment id (`lk.segment_id`): interim and final text of one utterance share it. */
+  id: string;
+  speaker: "agent" | "user";
+  text: string;
+  final: boolean;
+}
+
+export interface FormField {
+  name: string;
+  label: string;
+  description: string;
+  required: boolean;
+}
+
+export interface FormEvent {
+  /** The field that changed; null when only the list of fields changed. */
+  field: string | null;
+  value: unknown;
+  answers: Record<string, unknown>;
+  /** The character's form fields, from the room metadata, in order. */
+  fields: FormField[];
+}
+
+export interface ErrorEvent {
+  code: WidgetError["code"];
+  message: string;
+  status?: number;
+  retryAfterSeconds?: number;
+}
+
+export interface SessionEvent {
+  session_id: string;
+  room_name: string;
+  participant_identity: string;
+  character_slug: string;
+  livekit_url: string;
+  expires_in_seconds: number;
+}
+
+export interface EndedEvent {
+  reason: "hangup" | "agent_left" | "room_closed";
+}
+
+export interface CallEvents extends Record<string, unknown> {
+  state: StateEvent;
+  transcript: { entry: TranscriptEntry; transcript: TranscriptEntry[] };
+  form: FormEvent;
+  error: ErrorEvent;
+  session: SessionEvent;
+  ended: EndedEvent;
+  /** The browser blocked autoplay: call `enableAudio()` from a click to hear the agent. */
+  audio: { blocked: boolean };
+  character: { name: string };
+}
+
+const AGENT_STATES: ReadonlySet<string> = new Set([
+  "initializing",
+  "idle",
+  "listening",
+  "thinking",
+  "speaking",
+]);
+
+const humanize = (name: string): string => {
+  const words = name.replace(/[_-]+/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+};
+
+const isAgent = (p: Participant): boolean =>
+  p.kind === ParticipantKind.AGENT || p.attributes[AGENT_STATE_ATTRIBUTE] !== undefined;
+
+export class Call {
+  readonly events = new Emitter<CallEvents>();
+  state: CallState = "idle";
+  agentState: AgentState | null = null;
+  muted = false;
+  transcript: TranscriptEntry[] = [];
+  answers: Record<string, unknown> = {};
+  fields: FormField[] = [];
+
+  private run = 0;
+  private room?: Room;
+  private mic?: LocalAudioTrack;
+  private abort?: AbortController;
+  private audioElements = new Set<HTMLMediaElement>();
+
+  /** `audioHost` receives the <audio> elements that play the agent. */
+  constructor(private readonly audioHost: () => Node) {}
+
+  get active(): boolean {
+    return ["requesting_microphone", "starting", "connecting", "connected"].includes(this.state);
+  }
+
+  async start(server: string, request: SessionRequest): Promise<void> {
+    if (this.active) return;
+    const run = ++this.run;
+    this.transcript = [];
+    this.answers = {};
+    this.fields = [];
+    this.muted = false;
+    this.abort = new AbortController();
+    try {
+      // The microphone comes first: a refusal then costs no session slot, and the
+      // permission prompt follows the click that asked for the call.
+      this.setState("requesting_microphone", null);
+      if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) throw insecureContext();
+      let mic: LocalAudioTrack;
+      try {
+        mic = await createLocalAudioTrack({
+          echoCancellation: true,
+          noiseSuppression: true,
+          autoGainControl: true,
+        });
+      } catch (err) {
+        throw microphoneError(err);
+      }
+      if (run !== this.run) {
+        mic.stop();
+        return;
+      }
+      this.mic = mic;
+
+      this.setState("starting", null);
+      const grant = await startSession(server, request, this.abort.signal);
+      if (run !== this.run) return;
+      this.events.emit("session", sessionEvent(grant));
+
+      this.setState("connecting", "connecting");
+      const room = new Room({ adaptiveStream: false, dynacast: false, disconnectOnPageLeave: true });
+      this.room = room;
+      this.listen(room, run);
+      try {
+        await room.connect(grant.livekit_url, grant.token, { autoSubscribe: true });
+        if (run !== this.run) return;
+        await room.localParticipant.publishTrack(mic, { source: Track.Source.Microphone });
+      } catch (err) {
+        if (run !== this.run) return;
+        throw err instanceof ConnectionError && err.reason === ConnectionErrorReason.NotAllowed
+          ? voiceServerRefused()
+          : voiceServerUnreachable();
+      }
+      if (run !== this.run) return;
+      this.readRoomMetadata(room.metadata);
+      const agent = [...room.remoteParticipants.values()].find(isAgent);
+      this.setState("connected", agent ? this.agentStateOf(agent) : "connecting");
+      this.events.emit("audio", { blocked: !room.canPlaybackAudio });
+      room.startAudio().catch(() => undefined);
+    } catch (err) {
+      if (run !== this.run) return;
+      this.fail(
+        err instanceof WidgetError
+          ? err
+          : new WidgetError("server_error", "Something went wrong on our side. Please try again."),
+      );
+    }
+  }
+
+  /** Hang up (or cancel a call that is still starting). */
+  end(reason: EndedEvent["reason"] = "hangup"): void {
+    const wasActive = this.active;
+    this.run++;
+    this.abort?.abort();
+    this.teardown();
+    if (wasActive) {
+      this.setState("ended", null);
+      this.events.emit("ended", { reason });
+    }
+  }
+
+  setMuted(muted: boolean): void {
+    if (!this.mic) return;
+    this.muted = muted;
+    (muted ? this.mic.mute() : this.mic.unmute()).catch(() => undefined);
+    this.setState(this.state, this.agentState);
+  }
+
+  /** Start audio playback after the browser blocked it; call from a user gesture. */
+  async enableAudio(): Promise<void> {
+    if (!this.room) return;
+    await this.room.startAudio();
+    this.events.emit("audio", { blocked: !this.room.canPlaybackAudio });
+  }
+
+  private fail(err: WidgetError): void {
+    this.teardown();
+    this.setState("error", null);
+    const event: ErrorEvent = { code: err.code, message: err.message };
+    if (err.status !== undefined) event.status = err.status;
+    if (err.retryAfterSeconds !== undefined) event.retryAfterSeconds = err.retryAfterSeconds;
+    this.events.emit("error", event);
+  }
+
+  private teardown(): void {
+    const room = this.room;
+    this.room = undefined;
+    if (room) {
+      room.removeAllListeners();
+      room.disconnect().catch(() => undefined);
+    }
+    this.mic?.stop();
+    this.mic = undefined;
+    for (const el of this.audioElements) el.remove();
+    this.audioElements.clear();
+  }
+
+  private setState(state: CallState, agentState: AgentState | null): void {
+    this.state = state;
+    this.agentState = agentState;
+    this.events.emit("state", { state, agentState, muted: this.muted });
+  }
+
+  private agentStateOf(p: Participant): AgentState {
+    const value = p.attributes[AGENT_STATE_ATTRIBUTE];
+    return value && AGENT_STATES.has(value) ? (value as AgentState) : "initializing";
+  }
+
+  private listen(room: Room, run: number): void {
+    const current = () => run === this.run && this.room === room;
+
+    room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => {
+      if (!current() || track.kind !== Track.Kind.Audio) return;
+      const el = track.attach();
+      el.setAttribute("data-oshara-audio", "");
+      this.audioElements.add(el);
+      this.audioHost().appendChild(el);
+    });
+    room.on(RoomEvent.TrackUnsubscribed, (track: RemoteTrack) => {
+      for (const el of track.detach()) {
+        this.audioElements.delete(el);
+        el.remove();
+      }
+    });
+    room.on(RoomEvent.AudioPlaybackStatusChanged, () => {
+      if (current()) this.events.emit("audio", { blocked: !room.canPlaybackAudio });
+    });
+    room.on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) => {
+      if (current() && this.state === "connected" && isAgent(p)) this.setState("connected", this.agentStateOf(p));
+    });
+    room.on(RoomEvent.ParticipantAttributesChanged, (changed: Record<string, string>, p: Participant) => {
+      if (!current() || this.state !== "connected" || p === room.localParticipant) return;
+      if (AGENT_STATE_ATTRIBUTE in changed) this.setState("connected", this.agentStateOf(p));
+    });
+    room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
+      if (current() && this.state === "connected" && isAgent(p)) this.end("agent_left");
+    });
+    room.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
+      if (!current() || this.state !== "connected") return;
+      if (
+        reason === DisconnectReason.ROOM_DELETED ||
+        reason === DisconnectReason.ROOM_CLOSED ||
+        reason === DisconnectReason.PARTICIPANT_REMOVED ||
+        reason === DisconnectReason.CLIENT_INITIATED
+      ) {
+        this.end("room_closed");
+      } else {
+        this.fail(connectionLost());
+      }
+    });
+    room.on(RoomEvent.RoomMetadataChanged, (metadata: string) => {
+      if (current()) this.readRoomMetadata(metadata);
+    });
+    room.on(
+      RoomEvent.DataReceived,
+      (payload: Uint8Array, p?: RemoteParticipant, _kind?: unknown, topic?: string) => {
+        if (current() && topic === FORM_TOPIC && p) this.applyFormMessage(new TextDecoder().decode(payload));
+      },
+    );
+    room.registerTextStreamHandler(FORM_TOPIC, (reader, sender) => {
+      if (sender.identity === room.localParticipant.identity) return;
+      reader
+        .readAll()
+        .then((text) => current() && this.applyFormMessage(text))
+        .catch(() => undefined);
+    });
+    room.registerTextStreamHandler(TRANSCRIPTION_TOPIC, (reader, sender) => {
+      // The agent publishes the user's words on the user's behalf: the sender identity
+      // is the user's, and the transcribed track is the user's microphone.
+      const track = reader.info.attributes?.[TRACK_ID_ATTRIBUTE];
+      const mine =
+        sender.identity === room.localParticipant.identity ||
+        (track !== undefined && room.localParticipant.trackPublications.has(track));
+      const speaker = mine ? "user" : "agent";
+      this.readTranscription(reader, speaker, current).catch(() => undefined);
+    });
+  }
+
+  private async readTranscription(
+    reader: TextStreamReader,
+    speaker: "agent" | "user",
+    current: () => boolean,
+  ): Promise<void> {
+    // livekit-agents writes the agent's words as one stream of deltas per segment,
+    // and the user's words as one stream per interim result, each holding the whole
+    // segment so far. Either way: the text of this stream replaces the segment's text.
+    const attributes = reader.info.attributes ?? {};
+    const id = attributes[SEGMENT_ID_ATTRIBUTE] ?? reader.info.id;
+    let text = "";
+    for await (const chunk of reader) {
+      if (!current()) return;
+      text += chunk;
+      this.updateTranscript({ id, speaker, text, final: false });
+    }
+    if (!current()) return;
+    const final = speaker === "agent" || attributes[FINAL_ATTRIBUTE] === "true";
+    this.updateTranscript({ id, speaker, text, final });
+  }
+
+  private updateTranscript(entry: TranscriptEntry): void {
+    if (!entry.text.trim()) return;
+    const index = this.transcript.findIndex((e) => e.id === entry.id);
+    if (index >= 0) {
+      if (this.transcript[index].final && !entry.final) return;
+      this.transcript[index] = entry;
+    } else {
+      this.transcript.push(entry);
+      if (this.transcript.length > MAX_TRANSCRIPT_ENTRIES) this.transcript.shift();
+    }
+    this.events.emit("transcript", { entry, transcript: [...this.transcript] });
+  }
+
+  private readRoomMetadata(raw: string | undefined): void {
+    if (!raw) return;
+    let config: {
+      character_name?: unknown;
+      form?: { fields?: { name?: unknown; description?: unknown; required?: unknown }[] } | null;
+    };
+    try {
+      config = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    if (typeof config.character_name === "string") {
+      this.events.emit("character", { name: config.character_name });
+    }
+    const fields = config.form?.fields;
+    if (Array.isArray(fields)) {
+      this.fields = fields
+        .filter((f) => typeof f?.name === "string")
+        .map((f) => ({
+          name: f.name as string,
+          label: humanize(f.name as string),
+          description: typeof f.description === "string" ? f.description : "",
+          required: f.required === true,
+        }));
+      this.events.emit("form", { field: null, value: null, answers: { ...this.answers }, fields: this.fields });
+    }
+  }
+
+  private applyFormMessage(text: string): void {
+    let message: { field?: unknown; value?: unknown };
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (typeof message?.field !== "string") return;
+    const field = message.field;
+    if (message.value === null || message.value === undefined) delete this.answers[field];
+    else this.answers[field] = message.value;
+    if (!this.fields.some((f) => f.name === field)) {
+      this.fields = [...this.fields, { name: field, label: humanize(field), description: "", required: false }];
+    }
+    this.events.emit("form", {
+      field,
+      value: message.value ?? null,
+      answers: { ...this.answers },
+      fields: this.fields,
+    });
+  }
+}
+
+function sessionEvent(grant: SessionGrant): SessionEvent {
+  return {
+    session_id: grant.session_id,
+    room_name: grant.room_name,
+    participant_identity: grant.participant_identity,
+    character_slug: grant.character_slug,
+    livekit_url: grant.livekit_url,
+    expires_in_seconds: grant.expires_in_seconds,
+  };
+}

@@ -1,0 +1,92 @@
+// POST /v1/sessions on the token server, with every failure turned into a WidgetError.
+import { networkError, sessionError, WidgetError } from "./errors";
+
+/** The request body of POST /v1/sessions (see docs/widget.md). */
+export interface SessionRequest {
+  agent: string;
+  language?: string;
+  system_prompt?: string;
+  greeting?: string;
+  voice_model?: string;
+  reference_audio_url?: string;
+  mcp_headers?: Record<string, string>;
+  metadata?: Record<string, unknown>;
+  origin_url?: string;
+}
+
+/** The 201 answer of POST /v1/sessions. */
+export interface SessionGrant {
+  token: string;
+  livekit_url: string;
+  room_name: string;
+  participant_identity: string;
+  session_id: string;
+  expires_in_seconds: number;
+  character_slug: string;
+  system_prompt?: string;
+  greeting?: string;
+}
+
+const REQUEST_TIMEOUT_MS = 20_000;
+
+/** Seconds from a Retry-After header: delta-seconds or an HTTP date. */
+export function parseRetryAfter(value: string | null): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const when = Date.parse(trimmed);
+  return Number.isNaN(when) ? undefined : Math.max(0, Math.ceil((when - Date.now()) / 1000));
+}
+
+export async function startSession(
+  server: string,
+  body: SessionRequest,
+  signal: AbortSignal,
+): Promise<SessionGrant> {
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), REQUEST_TIMEOUT_MS);
+  const onAbort = () => timeout.abort();
+  signal.addEventListener("abort", onAbort);
+  let response: Response;
+  try {
+    response = await fetch(`${server}/v1/sessions`, {
+      method: "POST",
+      mode: "cors",
+      credentials: "omit",
+      cache: "no-store",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+      signal: timeout.signal,
+    });
+  } catch {
+    // CORS refusals, DNS failures, refused connections and timeouts all land here:
+    // the browser tells a page no more than that.
+    throw networkError();
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
+
+  let payload: unknown = undefined;
+  try {
+    payload = await response.json();
+  } catch {
+    payload = undefined;
+  }
+  if (response.status === 201 || response.status === 200) {
+    const grant = payload as Partial<SessionGrant> | undefined;
+    if (!grant || typeof grant.token !== "string" || typeof grant.livekit_url !== "string") {
+      throw new WidgetError("server_error", "Something went wrong on our side. Please try again.", {
+        status: response.status,
+        serverMessage: "the session answer has no token or livekit_url",
+      });
+    }
+    return grant as SessionGrant;
+  }
+  const error = (payload as { error?: { code?: string; message?: string; details?: Record<string, unknown> } })
+    ?.error;
+  let retryAfter = parseRetryAfter(response.headers.get("Retry-After"));
+  const detailed = error?.details?.retry_after_seconds;
+  if (retryAfter === undefined && typeof detailed === "number") retryAfter = detailed;
+  throw sessionError(response.status, error?.code, error?.message, retryAfter);
+}

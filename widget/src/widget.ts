@@ -1,0 +1,231 @@
+// Entry point: reads the <script data-*> tag, mounts the call button, and exposes
+// window.Oshara for pages that pass user context or build their own UI.
+import { LogLevel, setLogLevel } from "livekit-client";
+import { Call, type CallEvents, FORM_TOPIC, TRANSCRIPTION_TOPIC } from "./call";
+import { WidgetError } from "./errors";
+import type { SessionRequest } from "./session-api";
+import { View } from "./view";
+
+/** Per-session fields of POST /v1/sessions that a page may set (all optional). */
+export interface SessionOverrides {
+  language?: string;
+  system_prompt?: string;
+  greeting?: string;
+  voice_model?: string;
+  reference_audio_url?: string;
+  mcp_headers?: Record<string, string>;
+  /** Shallow-merged over the widget's own metadata (data-metadata). */
+  metadata?: Record<string, unknown>;
+}
+
+export interface WidgetOptions extends SessionOverrides {
+  /** Character slug. */
+  agent: string;
+  /** Token server base URL; defaults to the origin widget.js was loaded from. */
+  server?: string;
+  /** Button text. */
+  label?: string;
+  /** Element (or CSS selector) to render into; without it the button floats bottom-right. */
+  mount?: Element | string | null;
+  /** Render nothing: drive the call with start()/end() and your own UI. */
+  headless?: boolean;
+  /** Show the widget's own call button (default true); false shows only the call panel. */
+  button?: boolean;
+}
+
+const OVERRIDE_KEYS = [
+  "language",
+  "system_prompt",
+  "greeting",
+  "voice_model",
+  "reference_audio_url",
+  "mcp_headers",
+] as const;
+
+const script = document.currentScript as HTMLScriptElement | null;
+const scriptOrigin = (() => {
+  try {
+    return script?.src ? new URL(script.src, location.href).origin : location.origin;
+  } catch {
+    return location.origin;
+  }
+})();
+
+setLogLevel(script?.hasAttribute("data-debug") ? LogLevel.debug : LogLevel.silent);
+
+const trimSlash = (url: string) => url.replace(/\/+$/, "");
+
+/** One call button (or headless controller) for one character. */
+export class OsharaWidget {
+  readonly options: WidgetOptions;
+  private readonly call: Call;
+  private view?: View;
+  private lastOverrides: SessionOverrides = {};
+
+  constructor(options: WidgetOptions) {
+    if (!options || typeof options.agent !== "string" || !options.agent) {
+      throw new WidgetError("configuration_error", "Oshara: `agent` (a character slug) is required.");
+    }
+    this.options = { ...options };
+    this.call = new Call(() => this.view?.audioHost() ?? document.body);
+    if (!options.headless) this.mount(options.mount ?? null);
+  }
+
+  get state() {
+    return { state: this.call.state, agentState: this.call.agentState, muted: this.call.muted };
+  }
+
+  get transcript() {
+    return [...this.call.transcript];
+  }
+
+  get answers() {
+    return { ...this.call.answers };
+  }
+
+  /** Render the button into `target` (element or selector), or floating when null. */
+  mount(target: Element | string | null = null): this {
+    this.view?.destroy();
+    const parent = typeof target === "string" ? document.querySelector(target) : target;
+    if (typeof target === "string" && !parent) {
+      throw new WidgetError("configuration_error", `Oshara: no element matches ${target}`);
+    }
+    this.view = new View(this.call, {
+      label: this.options.label ?? "Talk to us",
+      placement: parent ? "inline" : "floating",
+      button: this.options.button !== false,
+      // The panel's "Try again" repeats the last call, overrides included.
+      onStart: () => {
+        this.start(this.lastOverrides).catch(() => undefined);
+      },
+    });
+    const attach = () => (parent ?? document.body).appendChild(this.view!.host);
+    if (parent || document.body) attach();
+    else document.addEventListener("DOMContentLoaded", attach, { once: true });
+    return this;
+  }
+
+  /** Remove the UI (ends a running call). */
+  unmount(): void {
+    this.call.end();
+    this.view?.destroy();
+    this.view = undefined;
+  }
+
+  /** Start a call. Resolves when connected or failed; failures arrive as "error" events. */
+  start(overrides: SessionOverrides = {}): Promise<void> {
+    const o = this.options;
+    this.lastOverrides = overrides;
+    const body: SessionRequest = { agent: o.agent, origin_url: location.href };
+    for (const key of OVERRIDE_KEYS) {
+      const value = overrides[key] ?? o[key];
+      if (value !== undefined && value !== "") (body as unknown as Record<string, unknown>)[key] = value;
+    }
+    if (o.metadata || overrides.metadata) body.metadata = { ...o.metadata, ...overrides.metadata };
+    return this.call.start(trimSlash(o.server ?? scriptOrigin), body);
+  }
+
+  /** Hang up, or cancel a call that is still starting. */
+  end(): void {
+    this.call.end();
+  }
+
+  mute(muted = true): void {
+    this.call.setMuted(muted);
+  }
+
+  on<K extends keyof CallEvents>(event: K, listener: (payload: CallEvents[K]) => void): () => void {
+    return this.call.events.on(event, listener);
+  }
+
+  off<K extends keyof CallEvents>(event: K, listener: (payload: CallEvents[K]) => void): void {
+    this.call.events.off(event, listener);
+  }
+}
+
+function optionsFromScript(tag: HTMLScriptElement): WidgetOptions | null {
+  const data = tag.dataset;
+  if (!data.agent) return null;
+  const options: WidgetOptions = {
+    agent: data.agent,
+    server: data.server,
+    label: data.label,
+    mount: data.mount ?? null,
+    language: data.language,
+    system_prompt: data.systemPrompt,
+    greeting: data.greeting,
+    voice_model: data.voiceModel,
+    reference_audio_url: data.referenceAudioUrl,
+  };
+  if (data.metadata) {
+    try {
+      const parsed = JSON.parse(data.metadata);
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) options.metadata = parsed;
+      else console.warn("Oshara: data-metadata must be a JSON object; ignored.");
+    } catch {
+      console.warn("Oshara: data-metadata is not valid JSON; ignored.");
+    }
+  }
+  return options;
+}
+
+interface OsharaGlobal {
+  version: string;
+  topics: { transcription: string; form: string };
+  /** The widget created from the <script data-agent> tag, if any. */
+  widget: OsharaWidget | null;
+  create(options: WidgetOptions): OsharaWidget;
+  start(overrides?: SessionOverrides): Promise<void>;
+  end(): void;
+  mute(muted?: boolean): void;
+  on: OsharaWidget["on"];
+  off: OsharaWidget["off"];
+  mount(target?: Element | string | null): OsharaWidget;
+  unmount(): void;
+}
+
+function defaultWidget(): OsharaWidget {
+  if (!api.widget) {
+    throw new WidgetError(
+      "configuration_error",
+      "Oshara: no widget on this page; add data-agent to the script tag or use Oshara.create({agent}).",
+    );
+  }
+  return api.widget;
+}
+
+const api: OsharaGlobal = {
+  version: __OSHARA_VERSION__,
+  topics: { transcription: TRANSCRIPTION_TOPIC, form: FORM_TOPIC },
+  widget: null,
+  create: (options) => new OsharaWidget(options),
+  start: (overrides) => defaultWidget().start(overrides),
+  end: () => defaultWidget().end(),
+  mute: (muted) => defaultWidget().mute(muted),
+  on: (event, listener) => defaultWidget().on(event, listener),
+  off: (event, listener) => defaultWidget().off(event, listener),
+  mount: (target) => defaultWidget().mount(target ?? null),
+  unmount: () => defaultWidget().unmount(),
+};
+
+const w = window as unknown as { Oshara?: OsharaGlobal };
+if (!w.Oshara) {
+  w.Oshara = api;
+  const options = script ? optionsFromScript(script) : null;
+  if (options) {
+    if (!script?.dataset.server && script) options.server = scriptOrigin;
+    const create = () => {
+      try {
+        api.widget = new OsharaWidget(options);
+      } catch (err) {
+        console.error(err);
+      }
+      document.dispatchEvent(new CustomEvent("oshara:ready", { detail: api }));
+    };
+    // data-mount may name an element further down the page.
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", create, { once: true });
+    else create();
+  } else {
+    document.dispatchEvent(new CustomEvent("oshara:ready", { detail: api }));
+  }
+}
