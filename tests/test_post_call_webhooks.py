@@ -13,7 +13,7 @@ from aiohttp import web
 
 from characters.events import sign_ingest_token
 from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET
-from token_server.app import ENGINE, WEBHOOKS
+from token_server.app import DB, WEBHOOKS
 from token_server.post_call import PostCallWebhooks, RetryPolicy, sign
 
 pytestmark = pytest.mark.integration
@@ -123,7 +123,7 @@ async def test_gives_up_after_the_retry_window(make_client, receiver_url, tmp_pa
     app_webhooks = client.app[WEBHOOKS]
     # The same sender, with a window short enough to watch it give up.
     impatient = PostCallWebhooks(
-        client.app[ENGINE],
+        client.app[DB],
         app_webhooks._http,
         app_webhooks._characters,
         app_webhooks._summary,
