@@ -279,25 +279,32 @@ def _live_count(conn: sa.Connection) -> int:
     return conn.execute(query).scalar_one()
 
 
+# Hot-path statements are built once and executed with parameters, so SQLAlchemy
+# reuses their compiled form instead of building a statement per start.
+_TAKE_SLOT = (
+    slot_counts.update()
+    .where(slot_counts.c.scope == sa.bindparam("b_scope"), slot_counts.c.live < sa.bindparam("b_limit"))
+    .values(live=slot_counts.c.live + 1)
+)
+_INSERT_SESSION = sessions.insert()
+_INSERT_STATUS_CHANGE = session_status_changes.insert()
+
+
 def _take_slot(conn: sa.Connection, character: str, limit: int) -> bool:
     """Count one more live session for `character` if it is under `limit`.
 
     One conditional UPDATE: atomic in SQLite, and on PostgreSQL concurrent starts
     queue on the row lock and re-check the condition once the one ahead commits.
     """
-    take = (
-        slot_counts.update()
-        .where(slot_counts.c.scope == character, slot_counts.c.live < limit)
-        .values(live=slot_counts.c.live + 1)
-    )
-    if conn.execute(take).rowcount == 1:
+    params = {"b_scope": character, "b_limit": limit}
+    if conn.execute(_TAKE_SLOT, params).rowcount == 1:
         return True
     insert = sqlite_insert if is_sqlite(conn) else pg_insert
     # The character's first session: make its counter (a parallel start may win that), then try again.
     conn.execute(
         insert(slot_counts).values(scope=character, live=0).on_conflict_do_nothing(index_elements=["scope"])
     )
-    return conn.execute(take).rowcount == 1
+    return conn.execute(_TAKE_SLOT, params).rowcount == 1
 
 
 def _find_replay(conn: sa.Connection, new: NewSession, since: dt.datetime) -> Replay | None:
@@ -334,28 +341,28 @@ def _reserve(
         raise SlotsFull(new.character, limit)
     now = utcnow()
     conn.execute(
-        sessions.insert().values(
-            id=new.id,
-            character=new.character,
-            status="pending",
-            status_reason="room_created",
-            room_name=new.room_name,
-            participant_identity=new.participant_identity,
-            origin=new.origin,
-            origin_url=new.origin_url,
-            config=new.config,
-            idempotency_key=new.idempotency_key,
-            request_hash=new.request_hash,
-            created_at=now,
-            updated_at=now,
-            join_deadline=now + dt.timedelta(seconds=new.join_timeout_seconds),
-            max_end_at=now + dt.timedelta(seconds=new.max_duration_seconds),
-        )
+        _INSERT_SESSION,
+        {
+            "id": new.id,
+            "character": new.character,
+            "status": "pending",
+            "status_reason": "room_created",
+            "room_name": new.room_name,
+            "participant_identity": new.participant_identity,
+            "origin": new.origin,
+            "origin_url": new.origin_url,
+            "config": new.config,
+            "idempotency_key": new.idempotency_key,
+            "request_hash": new.request_hash,
+            "created_at": now,
+            "updated_at": now,
+            "join_deadline": now + dt.timedelta(seconds=new.join_timeout_seconds),
+            "max_end_at": now + dt.timedelta(seconds=new.max_duration_seconds),
+        },
     )
     conn.execute(
-        session_status_changes.insert().values(
-            session_id=new.id, status="pending", reason="room_created", at=now
-        )
+        _INSERT_STATUS_CHANGE,
+        {"session_id": new.id, "status": "pending", "reason": "room_created", "at": now},
     )
 
 
