@@ -1,0 +1,48 @@
+"""The Chatterbox voice: the service that owns the models, and the agent's TTS plugin.
+
+Importing this package is light (no torch): it registers the livekit `Plugin` whose
+`download_files()` fetches the weights, so `python -m agent download-files` fills the
+cache. The service (`python -m agent.tts serve`) imports torch and chatterbox lazily.
+"""
+
+from __future__ import annotations
+
+from livekit.agents import Plugin
+
+from .embedded import EmbeddedServiceError, EmbeddedVoiceService, voice_service_url
+from .log import logger
+from .plugin import TTS, ChunkedStream
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TTS",
+    "ChunkedStream",
+    "EmbeddedServiceError",
+    "EmbeddedVoiceService",
+    "voice_service_url",
+]
+
+
+class ChatterboxPlugin(Plugin):
+    """Registers `download_files`, called by `python -m agent download-files`."""
+
+    def __init__(self) -> None:
+        super().__init__(__name__, __version__, __package__ or "agent.tts", logger)
+
+    def download_files(self) -> None:
+        """Fetch the weights of the CHATTERBOX_MODELS voice models into CHATTERBOX_CACHE_DIR."""
+        from .settings import ServiceSettings
+        from .weights import download
+
+        settings = ServiceSettings()
+        if settings.model_dir is not None:
+            logger.info(
+                "CHATTERBOX_MODEL_DIR is set, nothing to download", extra={"dir": str(settings.model_dir)}
+            )
+            return
+        for name, path in download(settings.models, settings.cache_dir).items():
+            logger.info("voice model downloaded", extra={"voice_model": name, "path": str(path)})
+
+
+Plugin.register_plugin(ChatterboxPlugin())

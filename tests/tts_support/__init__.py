@@ -1,0 +1,1 @@
+"""Helpers for the voice service tests: clips, a clip server, a resolver, the tiny engine."""
