@@ -31,8 +31,12 @@ system-deps: ## Install the Debian packages the tests need (as root; otherwise s
 	  else echo "please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 
-dev: $(STAMP) ## Run the token server (HOST=127.0.0.1 PORT=8080 by default)
-	$(BIN)/python -m token_server --host $(HOST) --port $(PORT)
+dev: $(STAMP) ## Run the token server and the agent worker, with its voice service (Ctrl-C stops all)
+	@# Ctrl-C reaches both processes from the terminal; a TERM sent to make is passed on.
+	@trap 'kill $$(jobs -p) 2>/dev/null' TERM; trap : INT; \
+	$(BIN)/python -m token_server --host $(HOST) --port $(PORT) & \
+	TOKEN_SERVER_URL=http://$(HOST):$(PORT) $(BIN)/python -m agent dev & \
+	wait; wait
 
 test: $(STAMP) system-deps ## Run the whole test suite (SQLite and PostgreSQL, voice, browser)
 	$(BIN)/python -m pytest

@@ -1,0 +1,56 @@
+"""The agent worker's settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from characters.loader import DEFAULT_CHARACTERS_DIR
+
+
+class Settings(BaseSettings):
+    """Every setting has an environment variable of the same name in capitals.
+
+    The LiveKit defaults match `livekit-server --dev`; `AGENT_NAME` matches the
+    token server's default, which dispatches the agent by that name.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    livekit_url: str = "ws://localhost:7880"
+    livekit_api_key: str = "devkey"
+    livekit_api_secret: SecretStr = SecretStr("secret")
+    agent_name: str = "oshara-agent"
+
+    token_server_url: str = "http://127.0.0.1:8080"  # noqa: S105 - a URL, not a secret
+
+    deepgram_api_key: SecretStr | None = None
+    deepgram_base_url: str = "wss://api.deepgram.com/v1/listen"
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+
+    chatterbox_url: str | None = None
+    characters_dir: Path = DEFAULT_CHARACTERS_DIR
+
+    # A job is sent no more sessions above this load (0..1, CPU-based); a job process
+    # using more memory than this is logged.
+    load_threshold: float = Field(0.75, gt=0, le=1)
+    job_memory_warn_mb: float = Field(1500, gt=0)
+    # How many times in a row STT, LLM or TTS may fail before the session ends.
+    max_provider_errors: int = Field(3, ge=1, le=20)
+    # Retries of one STT/LLM/TTS request before it counts as an error, and the pause between.
+    provider_max_retry: int = Field(2, ge=0, le=10)
+    provider_retry_interval: float = Field(1.0, ge=0, le=30)
+    # Size limit of the session metadata block shown to the LLM, in bytes of JSON.
+    metadata_prompt_limit: int = Field(4000, ge=100, le=100_000)
+
+    @property
+    def livekit_http_url(self) -> str:
+        """LiveKit's Twirp API base URL: `livekit_url` as http(s)."""
+        parts = urlsplit(self.livekit_url)
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        return urlunsplit((scheme, parts.netloc, parts.path, "", "")).rstrip("/")

@@ -1,0 +1,310 @@
+"""The livekit-agents worker: one job per session room, dispatched by name.
+
+`build_server()` makes the `AgentServer`; `prewarm` loads Silero VAD and the local
+end-of-turn model once per process; `entrypoint` runs one session:
+
+1. parse the dispatch metadata (session id, secret MCP headers);
+2. connect, then parse the room metadata from the *connected* room (a dispatch
+   made through CreateRoom carries no room snapshot);
+3. build STT, LLM and TTS, connect the MCP servers, start the voice pipeline;
+4. greet the user once they join; report everything through the ingest client;
+5. when the session closes: report the end, delete the room if the call was
+   ended on purpose, flush the reports, and leave.
+
+A missing or invalid configuration is reported (when the session id is known)
+and the job leaves the room cleanly: the worker process never crashes on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from livekit import api
+from livekit.agents import AgentServer, JobContext, JobProcess
+from pydantic import ValidationError
+
+from characters.events import Error, SessionEnded, SessionEvent
+from characters.loader import load_characters
+from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
+from characters.templates import render
+
+from .conversation import Conversation, SessionModels, greet, start_conversation
+from .ingest import IngestClient
+from .settings import Settings
+from .voice import LocalModels, ProviderUnavailable, build_llm, build_stt, build_tts, load_local_models
+
+logger = logging.getLogger("oshara.agent.worker")
+
+CONSOLE_CHARACTER_ENV = "OSHARA_CONSOLE_CHARACTER"
+"""Set by `python -m agent console --character SLUG`: the character the console talks to."""
+
+_MODELS_KEY = "oshara_local_models"
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Load the local models once per worker process; every job in it shares them."""
+    proc.userdata[_MODELS_KEY] = load_local_models()
+
+
+def _local_models(ctx: JobContext) -> LocalModels:
+    models = ctx.proc.userdata.get(_MODELS_KEY)
+    if models is None:
+        models = load_local_models()
+        ctx.proc.userdata[_MODELS_KEY] = models
+    return models
+
+
+def console_session(slug: str, settings: Settings) -> tuple[SessionConfig, DispatchConfig]:
+    """A session of the character `slug` for the console: no token server involved.
+
+    Raises:
+        KeyError: no such character in `settings.characters_dir`.
+    """
+    character = load_characters(settings.characters_dir)[slug]
+    session_id = "console"
+    config = SessionConfig(
+        session_id=session_id,
+        character=character.slug,
+        character_name=character.name,
+        language=character.language,
+        system_prompt=render(character.system_prompt, {}),
+        greeting=render(character.greeting, {}),
+        greeting_interruptible=character.greeting_interruptible,
+        voice_model=character.voice_model,
+        voice=character.voice,
+        reference_audio_url=str(character.reference_audio_url) if character.reference_audio_url else None,
+        form=character.form,
+        mcp_servers=[PublicMCPServer.of(s) for s in character.mcp_servers],
+        llm=character.llm,
+        stt=character.stt,
+        max_duration_seconds=character.max_duration_seconds,
+    )
+    return config, DispatchConfig.for_session(session_id, character, {})
+
+
+def _log_report(event: SessionEvent) -> None:
+    logger.debug("session event", extra={"event": event.model_dump(mode="json")})
+
+
+async def delete_room(settings: Settings, room_name: str) -> None:
+    """Close the room through LiveKit's RoomService, disconnecting everyone."""
+    lkapi = api.LiveKitAPI(
+        url=settings.livekit_http_url,
+        api_key=settings.livekit_api_key,
+        api_secret=settings.livekit_api_secret.get_secret_value(),
+    )
+    try:
+        await lkapi.room.delete_room(api.DeleteRoomRequest(room=room_name))
+    except api.TwirpError as exc:
+        if exc.code != api.TwirpErrorCode.NOT_FOUND:
+            logger.warning("deleting the room failed", extra={"room": room_name, "code": exc.code})
+    except Exception:
+        logger.warning("deleting the room failed", extra={"room": room_name}, exc_info=True)
+    finally:
+        await lkapi.aclose()
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    """Run one session in the job's room."""
+    await run_session(ctx, Settings())
+
+
+async def run_session(
+    ctx: JobContext,
+    settings: Settings,
+    *,
+    build_models: Callable[[SessionConfig, Settings, LocalModels], SessionModels] | None = None,
+    conversation_kwargs: dict[str, Any] | None = None,
+    on_started: Callable[[Conversation], None] | None = None,
+) -> Conversation | None:
+    """The entrypoint's work; `build_models`, `conversation_kwargs` and `on_started` let tests in.
+
+    A job whose room is not connected (a fake job: console or tests) runs without
+    RoomIO; the console or the test provides the audio input and output.
+
+    Returns the conversation once it has closed, or None when it never started.
+    """
+    console_slug = os.environ.get(CONSOLE_CHARACTER_ENV) if ctx.is_fake_job() else None
+    ingest: IngestClient | None = None
+    report: Callable[[SessionEvent], None] = _log_report
+
+    async def leave(reason: str) -> None:
+        if ingest is not None:
+            await ingest.aclose()
+        ctx.shutdown(reason=reason)
+
+    if console_slug:
+        try:
+            config, dispatch = console_session(console_slug, settings)
+        except KeyError:
+            logger.error("no such character", extra={"character": console_slug})
+            await leave("unknown character")
+            return None
+    else:
+        try:
+            dispatch = DispatchConfig.from_json(ctx.job.metadata)
+        except ValidationError:
+            # without a session id there is nobody to report to
+            logger.error("invalid or missing dispatch metadata; leaving", extra={"job_id": ctx.job.id})
+            await leave("invalid dispatch metadata")
+            return None
+        ingest = IngestClient(
+            base_url=settings.token_server_url,
+            api_key=settings.livekit_api_key,
+            api_secret=settings.livekit_api_secret.get_secret_value(),
+            session_id=dispatch.session_id,
+        )
+        report = ingest.emit
+        await ctx.connect()
+        try:
+            config = SessionConfig.from_json(ctx.room.metadata)
+            if config.session_id != dispatch.session_id:
+                raise ValueError("room and dispatch metadata name different sessions")
+        except (ValidationError, ValueError) as exc:
+            logger.error(
+                "invalid or missing room metadata; leaving", extra={"session_id": dispatch.session_id}
+            )
+            message = "invalid session configuration in room metadata"
+            if isinstance(exc, ValueError) and not isinstance(exc, ValidationError):
+                message = str(exc)
+            report(Error(source="config", message=message, recoverable=False))
+            report(SessionEnded(reason="invalid session configuration"))
+            await leave("invalid session configuration")
+            return None
+
+    try:
+        return await _converse(
+            ctx,
+            settings,
+            config,
+            dispatch,
+            report=report,
+            ingest=ingest,
+            leave=leave,
+            build_models=build_models or _build_models,
+            conversation_kwargs=conversation_kwargs or {},
+            on_started=on_started,
+            delete_room_at_end=not console_slug,
+        )
+    except Exception as exc:
+        # never crash the job on a bug or an unexpected failure: report it and leave cleanly
+        logger.exception("session failed", extra={"session_id": config.session_id})
+        report(Error(source="agent", message=f"{type(exc).__name__}: {exc}"[:2000], recoverable=False))
+        report(SessionEnded(reason="agent error"))
+        await leave("agent error")
+        return None
+
+
+async def _converse(
+    ctx: JobContext,
+    settings: Settings,
+    config: SessionConfig,
+    dispatch: DispatchConfig,
+    *,
+    report: Callable[[SessionEvent], None],
+    ingest: IngestClient | None,
+    leave: Callable[[str], Awaitable[None]],
+    build_models: Callable[[SessionConfig, Settings, LocalModels], SessionModels],
+    conversation_kwargs: dict[str, Any],
+    on_started: Callable[[Conversation], None] | None,
+    delete_room_at_end: bool,
+) -> Conversation | None:
+    try:
+        models = build_models(config, settings, _local_models(ctx))
+    except ProviderUnavailable as exc:
+        logger.error("a provider is not configured; leaving", extra={"session_id": config.session_id})
+        report(Error(source="config", message=str(exc), recoverable=False))
+        report(SessionEnded(reason="provider not configured"))
+        await leave("provider not configured")
+        return None
+
+    conversation = await start_conversation(
+        config=config,
+        dispatch=dispatch,
+        settings=settings,
+        models=models,
+        report=report,
+        room=ctx.room if ctx.room.isconnected() else None,
+        **conversation_kwargs,
+    )
+    if on_started is not None:
+        on_started(conversation)
+    if ingest is not None:
+
+        async def flush_reports() -> None:
+            await ingest.aclose()
+
+        ctx.add_shutdown_callback(flush_reports)
+
+    try:
+        # also bounds a user who never joins
+        async with asyncio.timeout(config.max_duration_seconds):
+            if not ctx.is_fake_job():
+                await ctx.wait_for_participant()
+            greet(conversation, config)
+            await conversation.wait_closed()
+    except TimeoutError:
+        conversation.reporter.end_reason = "maximum duration reached"
+        conversation.session.shutdown(drain=True)
+        await conversation.wait_closed()
+
+    await conversation.mcp.aclose()
+    if conversation.end_call.requested and delete_room_at_end:
+        await delete_room(settings, ctx.room.name)
+    await leave(conversation.reporter.end_reason or "session closed")
+    return conversation
+
+
+def _build_models(config: SessionConfig, settings: Settings, local: LocalModels) -> SessionModels:
+    console = bool(os.environ.get(CONSOLE_CHARACTER_ENV))
+
+    def optional(build: Callable[[SessionConfig, Settings], Any], what: str) -> Any:
+        # the console's text mode needs neither STT nor TTS; a real session needs both
+        try:
+            return build(config, settings)
+        except ProviderUnavailable:
+            if not console:
+                raise
+            logger.warning("no %s configured: the console runs text only", what)
+            return None
+
+    return SessionModels(
+        vad=local.vad,
+        turn_detector=local.turn_detector,
+        stt=optional(build_stt, "STT"),
+        llm=build_llm(config, settings),
+        tts=optional(build_tts, "TTS"),
+    )
+
+
+def current_load(server: AgentServer) -> float:
+    """The worker's load, 0..1: the busier of CPU and running sessions per core."""
+    import psutil
+
+    cpu = psutil.cpu_percent() / 100.0  # average since the previous call
+    try:
+        running = len(server.active_jobs)
+    except Exception:  # the process pool is not started yet
+        running = 0
+    # a voice session takes about half a core at steady state (VAD, turn detector, resampling)
+    jobs = running / max(2.0 * (os.cpu_count() or 1), 1.0)
+    return max(0.0, min(1.0, max(cpu, jobs)))
+
+
+def build_server(settings: Settings) -> AgentServer:
+    """The worker, dispatched explicitly by `settings.agent_name`."""
+    server = AgentServer(
+        setup_fnc=prewarm,
+        load_fnc=current_load,
+        load_threshold=settings.load_threshold,
+        job_memory_warn_mb=settings.job_memory_warn_mb,
+        ws_url=settings.livekit_url,
+        api_key=settings.livekit_api_key,
+        api_secret=settings.livekit_api_secret.get_secret_value(),
+    )
+    server.rtc_session(entrypoint, agent_name=settings.agent_name)
+    return server

@@ -1,0 +1,81 @@
+"""A real MCP server (the `mcp` package's MCPServer, streamable HTTP) on loopback.
+
+Its `lookup_order` tool records the headers and arguments of every call, so a
+test can assert what the worker sent; `broken_tool` always fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+
+@dataclass
+class OrdersMCP:
+    """What the orders server saw."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def build(self) -> MCPServer:
+        """The MCP server with its tools."""
+        server = MCPServer("orders")
+
+        @server.tool()
+        async def lookup_order(order_id: str, customer_id: str, ctx: Context) -> str:
+            """Look up the status of one of the customer's orders."""
+            headers = {k.lower(): v for k, v in (ctx.headers or {}).items()}
+            self.calls.append(
+                {
+                    "tool": "lookup_order",
+                    "order_id": order_id,
+                    "customer_id": customer_id,
+                    "headers": headers,
+                }
+            )
+            return f"Order {order_id} for customer {customer_id}: shipped yesterday."
+
+        @server.tool()
+        async def broken_tool(reason: str) -> str:
+            """A tool that always fails."""
+            raise ToolError(f"the orders database is down ({reason})")
+
+        @server.tool()
+        async def hidden_tool() -> str:
+            """A tool the character does not allow."""
+            return "should never be listed"
+
+        return server
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def serve_mcp(server: MCPServer, port: int | None = None) -> AsyncIterator[str]:
+    """Serve `server` over streamable HTTP on 127.0.0.1; yields its `/mcp` URL."""
+    port = port or free_port()
+    app = server.streamable_http_app(streamable_http_path="/mcp")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    uv = uvicorn.Server(config)
+    task = asyncio.create_task(uv.serve())
+    while not uv.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        uv.should_exit = True
+        await task

@@ -1,0 +1,312 @@
+"""The worker's entrypoint under `fake_job_context`, with metadata made by the token server.
+
+The real token server starts a session against the LiveKit API stand-in; the room
+and dispatch metadata it wrote into CreateRoom are handed to the entrypoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from livekit import rtc
+from livekit.agents import JobContext, utils
+from livekit.agents.testing import fake_job_context
+from livekit.plugins import openai
+
+from agent.conversation import Conversation, SessionModels
+from agent.settings import Settings
+from agent.voice import LocalModels, load_local_models
+from agent.worker import build_server, console_session, current_load, prewarm, run_session
+from characters.session_config import DispatchConfig, SessionConfig
+from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
+from tests.agent_support.fake_tts import FakeTTS
+from tests.agent_support.ingest_standin import IngestStandIn
+from tests.agent_support.openai_standin import OpenAIStandIn, TextReply, ToolCallReply, last_user_text
+from tests.agent_support.openai_standin import trailing_tool_results as tool_results
+from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+pytestmark = pytest.mark.voice
+
+ORIGIN = {"Origin": "https://shop.example.com"}
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: these tests are about the worker, not the store."""
+    return f"sqlite+aiosqlite:///{tmp_path}/oshara.db"
+
+
+@pytest.fixture(scope="module")
+def local_models() -> LocalModels:
+    return load_local_models()
+
+
+def script(body: dict[str, Any]) -> TextReply | ToolCallReply:
+    if any("call is ending" in r for r in tool_results(body)):
+        return TextReply("Goodbye Dana!")
+    if "bye" in last_user_text(body).lower():
+        return ToolCallReply(
+            [
+                ("record_answer", {"field": "full_name", "value": "Dana Scully"}),
+                ("end_call", {"reason": "user is done"}),
+            ]
+        )
+    return TextReply("Happy to help.")
+
+
+async def started_session(client, livekit_state) -> tuple[str, str, str]:
+    """Start a session through the token server; returns (room name, room metadata, dispatch metadata)."""
+    resp = await client.post(
+        "/v1/sessions",
+        json={
+            "agent": "helper",
+            "metadata": {"user_name": "Dana", "user_id": "u-42"},
+            "mcp_headers": {"X-Tenant": "acme"},
+        },
+        headers=ORIGIN,
+    )
+    assert resp.status == 201, await resp.text()
+    created = livekit_state.created[-1]
+    return created.name, created.metadata, created.agents[0].metadata
+
+
+def fake_room(name: str, metadata: str) -> rtc.Room:
+    """A room as the entrypoint sees it after connecting (the fake job does not connect)."""
+    room = rtc.Room()
+    room._info.name = name
+    room._info.metadata = metadata
+    return room
+
+
+@contextlib.contextmanager
+def job_context(room: rtc.Room, job_metadata: str) -> Iterator[JobContext]:
+    """`fake_job_context`, plus the temporary directory cleanup a real job's shutdown does."""
+    with fake_job_context(room=room, job_metadata=job_metadata) as ctx:
+        try:
+            yield ctx
+        finally:
+            ctx._tempdir.cleanup()
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_entrypoint_runs_a_session_from_token_server_metadata(
+    client, livekit_state, livekit_url, aiohttp_server, local_models, monkeypatch
+):
+    monkeypatch.setenv("CRM_TOKEN", "crm-secret")
+    room_name, room_md, dispatch_md = await started_session(client, livekit_state)
+    session_id = SessionConfig.from_json(room_md).session_id
+    assert DispatchConfig.from_json(dispatch_md).session_id == session_id
+
+    oa = OpenAIStandIn(script=script)
+    oa_server = await aiohttp_server(oa.app())
+    settings = Settings(
+        _env_file=None,
+        livekit_url=livekit_url,
+        livekit_api_key=DEFAULT_API_KEY,
+        livekit_api_secret=DEFAULT_API_SECRET,
+        # the real token server receives the reports
+        token_server_url=str(client.make_url("")),
+        openai_api_key="oa-key",
+        openai_base_url=str(oa_server.make_url("/v1")),
+    )
+    speaker = RecordingAudioOutput(speed=8.0)
+    tts = FakeTTS()
+
+    def build_models(config: SessionConfig, settings: Settings, local: LocalModels) -> SessionModels:
+        assert local is local_models  # prewarm's models are reused
+        return SessionModels(
+            vad=local.vad,
+            turn_detector=local.turn_detector,
+            stt=None,
+            llm=openai.LLM(model=config.llm.model, api_key="oa-key", base_url=settings.openai_base_url),
+            tts=tts,
+        )
+
+    started: list[Conversation] = []
+    shutdowns: list[str] = []
+    async with utils.http_context.open():
+        with job_context(room=fake_room(room_name, room_md), job_metadata=dispatch_md) as ctx:
+            ctx.proc.userdata["oshara_local_models"] = local_models
+            ctx._on_shutdown = shutdowns.append
+            task = asyncio.create_task(
+                run_session(
+                    ctx,
+                    settings,
+                    build_models=build_models,
+                    conversation_kwargs={"audio_input": PushAudioInput(), "audio_output": speaker},
+                    on_started=started.append,
+                )
+            )
+            await wait_for(lambda: started and speaker.segments, 20, "the greeting")
+            conv = started[0]
+            conv.session.generate_reply(user_input="I'm Dana Scully. Thanks, bye")
+            result = await asyncio.wait_for(task, 30)
+            await conv.aclose()
+
+    assert result is conv
+    assert "Hello Dana!" in tts.texts  # the rendered greeting from the token server
+    assert any("Goodbye Dana" in t for t in tts.texts)
+    # the room was closed through LiveKit's API and the job left
+    assert livekit_state.deleted == [room_name]
+    assert shutdowns == ["user is done"]
+    # the LLM saw the metadata block and the form tool; the unreachable MCP server is a note
+    tools = {t["function"]["name"] for t in oa.requests[0]["tools"]}
+    assert {"record_answer", "end_call"} <= tools
+    assert "'crm' service is unavailable" in oa.requests[0]["messages"][0]["content"]
+
+    # what the token server recorded, as its API returns it
+    key = {"Authorization": "Bearer server-key-1"}
+    resp = await client.get(f"/v1/sessions/{session_id}/logs", headers=key)
+    assert resp.status == 200, await resp.text()
+    events = (await resp.json())["events"]
+    kinds = [e["type"] for e in events]
+    assert {"session_started", "transcript", "tool_call", "form_updated", "session_ended"} <= set(kinds)
+    assert any(e["type"] == "error" and e["source"] == "mcp" and "crm" in e["message"] for e in events)
+    assert next(e for e in events if e["type"] == "session_ended")["reason"] == "user is done"
+    resp = await client.get(f"/v1/sessions/{session_id}/form", headers=key)
+    fields = {f["name"]: f for f in (await resp.json())["fields"]}
+    assert fields["full_name"]["value"] == "Dana Scully"
+
+
+async def test_missing_environment_skips_the_mcp_server_and_says_why(
+    client, livekit_state, livekit_url, aiohttp_server, local_models, monkeypatch
+):
+    monkeypatch.delenv("CRM_TOKEN", raising=False)
+    room_name, room_md, dispatch_md = await started_session(client, livekit_state)
+    session_id = SessionConfig.from_json(room_md).session_id
+    ingest = IngestStandIn(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET)
+    ingest_server = await aiohttp_server(ingest.app())
+    oa = OpenAIStandIn(script=script)
+    oa_server = await aiohttp_server(oa.app())
+    settings = Settings(
+        _env_file=None,
+        livekit_url=livekit_url,
+        livekit_api_key=DEFAULT_API_KEY,
+        livekit_api_secret=DEFAULT_API_SECRET,
+        token_server_url=str(ingest_server.make_url("")),
+        openai_api_key="oa-key",
+        openai_base_url=str(oa_server.make_url("/v1")),
+    )
+
+    def build_models(config: SessionConfig, settings: Settings, local: LocalModels) -> SessionModels:
+        return SessionModels(
+            vad=local.vad,
+            turn_detector=local.turn_detector,
+            stt=None,
+            llm=openai.LLM(model="m", api_key="oa-key", base_url=settings.openai_base_url),
+            tts=FakeTTS(),
+        )
+
+    started: list[Conversation] = []
+    async with utils.http_context.open():
+        with job_context(room=fake_room(room_name, room_md), job_metadata=dispatch_md) as ctx:
+            ctx.proc.userdata["oshara_local_models"] = local_models
+            ctx._on_shutdown = lambda reason: None
+            task = asyncio.create_task(
+                run_session(
+                    ctx,
+                    settings,
+                    build_models=build_models,
+                    conversation_kwargs={
+                        "audio_input": PushAudioInput(),
+                        "audio_output": RecordingAudioOutput(speed=8.0),
+                    },
+                    on_started=started.append,
+                )
+            )
+            await wait_for(lambda: bool(started), 20, "the session")
+            started[0].session.shutdown(drain=False)
+            await asyncio.wait_for(task, 20)
+            await started[0].aclose()
+
+    errors = ingest.of(session_id, "error")
+    assert any("CRM_TOKEN" in e["message"] and e["source"] == "mcp" for e in errors)
+    # the environment variable's name is reported, never a value; no room deletion without end_call
+    assert livekit_state.deleted == []
+
+
+@pytest.mark.parametrize(
+    ("room_md", "expected"),
+    [("", "invalid session configuration in room metadata"), ('{"version": 1}', "invalid session")],
+)
+async def test_invalid_room_metadata_is_reported_and_the_job_leaves(aiohttp_server, room_md, expected):
+    ingest = IngestStandIn(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET)
+    ingest_server = await aiohttp_server(ingest.app())
+    settings = Settings(
+        _env_file=None,
+        livekit_api_key=DEFAULT_API_KEY,
+        livekit_api_secret=DEFAULT_API_SECRET,
+        token_server_url=str(ingest_server.make_url("")),
+    )
+    dispatch = DispatchConfig(session_id="sess_bad_room").to_json()
+    shutdowns: list[str] = []
+    with job_context(room=fake_room("r1", room_md), job_metadata=dispatch) as ctx:
+        ctx._on_shutdown = shutdowns.append
+        assert await run_session(ctx, settings) is None
+    assert shutdowns == ["invalid session configuration"]
+    events = ingest.of("sess_bad_room")
+    assert [e["type"] for e in events] == ["error", "session_ended"]
+    assert events[0]["source"] == "config" and events[0]["recoverable"] is False
+    assert expected in events[0]["message"]
+
+
+async def test_mismatched_session_ids_are_refused(aiohttp_server):
+    ingest = IngestStandIn(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET)
+    ingest_server = await aiohttp_server(ingest.app())
+    settings = Settings(
+        _env_file=None,
+        livekit_api_key=DEFAULT_API_KEY,
+        livekit_api_secret=DEFAULT_API_SECRET,
+        token_server_url=str(ingest_server.make_url("")),
+    )
+    config, _ = console_session("support-bot", settings)
+    dispatch = DispatchConfig(session_id="sess_other").to_json()
+    with job_context(room=fake_room("r1", config.to_json()), job_metadata=dispatch) as ctx:
+        ctx._on_shutdown = lambda reason: None
+        assert await run_session(ctx, settings) is None
+    assert "different sessions" in ingest.of("sess_other", "error")[0]["message"]
+
+
+async def test_invalid_dispatch_metadata_leaves_without_crashing():
+    settings = Settings(_env_file=None, token_server_url="http://127.0.0.1:9")
+    shutdowns: list[str] = []
+    with job_context(room=fake_room("r1", ""), job_metadata="not json") as ctx:
+        ctx._on_shutdown = shutdowns.append
+        assert await run_session(ctx, settings) is None
+    assert shutdowns == ["invalid dispatch metadata"]
+
+
+def test_server_is_dispatched_by_name_with_prewarm():
+    server = build_server(Settings(_env_file=None, agent_name="oshara-test-agent"))
+    assert server._agent_name == "oshara-test-agent"
+    assert server.setup_fnc is prewarm
+    assert server.load_fnc is not None
+
+
+def test_load_is_between_zero_and_one():
+    class Busy:
+        active_jobs = [object()] * 1000
+
+    assert current_load(Busy()) == 1.0  # type: ignore[arg-type]
+    assert 0.0 <= current_load(build_server(Settings(_env_file=None))) <= 1.0
+
+
+def test_console_session_renders_the_character_without_metadata():
+    config, dispatch = console_session("support-bot", Settings(_env_file=None))
+    assert config.character == "support-bot"
+    assert "Sam from support" in config.greeting and "{{" not in config.greeting
+    assert "{{" not in config.system_prompt
+    assert dispatch.mcp_server_headers == {"orders": {"Authorization": "Bearer ${ORDERS_MCP_TOKEN}"}}
