@@ -32,7 +32,8 @@ max_concurrent_sessions: 100000
 """
 
 
-def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
+def wrk(url: str, connections: int, seconds: int, *, script: str | None = None) -> dict[str, float]:
+    """Drive `url` with wrk; `script` defaults to POSTing a session request."""
     out = subprocess.run(
         [
             "wrk",
@@ -41,7 +42,7 @@ def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
             f"-d{seconds}s",
             "--latency",
             "-s",
-            str(ROOT / "bench" / "post.lua"),
+            script or str(ROOT / "bench" / "post.lua"),
             url,
         ],
         capture_output=True,
