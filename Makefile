@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
 # Debian packages the tests use: speech for the voice pipeline, a browser for the widget.
-SYSTEM_PACKAGES := espeak-ng sox chromium
+SYSTEM_PACKAGES := espeak-ng chromium
+# The load generator the benchmarks drive servers with.
+BENCH_PACKAGES := wrk
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps dev test lint format widget widget-check bench bench-quick clean
+.PHONY: help install system-deps bench-deps dev test lint format widget widget-check bench bench-quick clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,12 +26,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create or refresh .venv from pyproject.toml
 
-system-deps: ## Install the Debian packages the tests need (as root; otherwise says which)
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt_install,PACKAGES): install the missing Debian packages (as root; otherwise say which).
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
+endef
+
+system-deps: ## Install the Debian packages the tests need (as root; otherwise says which)
+	$(call apt_install,$(SYSTEM_PACKAGES))
+
+bench-deps:
+	$(call apt_install,$(BENCH_PACKAGES))
 
 dev: $(STAMP) ## Run the token server and the agent worker, with its voice service (Ctrl-C stops all)
 	@# Ctrl-C reaches both processes from the terminal; a TERM sent to make is passed on.
@@ -54,6 +64,12 @@ widget: ## Rebuild token_server/static/widget.js from widget/ (needs Node.js and
 
 widget-check: ## Check the committed widget.js matches its source, type-check and unit-test it
 	cd widget && npm ci --no-audit --no-fund && ./check-build.sh && npm run typecheck && npm test
+
+bench: $(STAMP) bench-deps ## Every benchmark section, tables and JSON, against the last recorded run (a few minutes)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP) bench-deps ## The short version of every benchmark section (about a minute)
+	$(BIN)/python -m bench --quick
 
 clean: ## Remove .venv, caches and the local SQLite database
 	rm -rf $(VENV) .pytest_cache .ruff_cache data
