@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import langcodes
+from pydantic import AfterValidator
 
 MAX_LANGUAGE_TAG = 35
 
@@ -18,3 +21,7 @@ def validate_language(tag: str) -> str:
     if not langcodes.tag_is_valid(tag):
         raise ValueError(f"{tag!r} is not a BCP-47 language tag")
     return langcodes.standardize_tag(tag, macro=False)
+
+
+LanguageTag = Annotated[str, AfterValidator(validate_language)]
+"""A BCP-47 tag, validated and put in canonical case."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -12,16 +12,16 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
-from .language import validate_language
+from .language import LanguageTag
 from .origins import validate_origin_pattern
-from .voice_models import VOICE_MODELS
+from .voice_models import VoiceModelName
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+T = TypeVar("T")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Request fields a character may lock against per-session overrides.
@@ -34,6 +34,19 @@ OVERRIDABLE_FIELDS = (
     "mcp_headers",
     "metadata",
 )
+
+
+def unique_names(items: list[T], what: str) -> list[T]:
+    """`items` if no two share a `name`.
+
+    Raises:
+        ValueError: naming the repeated names.
+    """
+    names = [item.name for item in items]  # type: ignore[attr-defined]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate {what} names: {', '.join(dupes)}")
+    return items
 
 
 class _Strict(BaseModel):
@@ -95,16 +108,9 @@ class FormField(_Strict):
 class FormConfig(_Strict):
     """The form a character fills in during the call."""
 
-    fields: list[FormField] = Field(min_length=1)
-
-    @field_validator("fields")
-    @classmethod
-    def _unique_names(cls, fields: list[FormField]) -> list[FormField]:
-        names = [f.name for f in fields]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate form field names: {', '.join(dupes)}")
-        return fields
+    fields: Annotated[list[FormField], AfterValidator(lambda v: unique_names(v, "form field"))] = Field(
+        min_length=1
+    )
 
 
 class VoiceSettings(_Strict):
@@ -122,11 +128,11 @@ class Character(_Strict):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     active: bool = True
-    language: str | None = None
+    language: LanguageTag | None = None
     system_prompt: str = Field(min_length=1, max_length=20_000)
     greeting: str = Field("", max_length=2_000)
     greeting_interruptible: bool = True
-    voice_model: str = "chatterbox-en-v1"
+    voice_model: VoiceModelName = "chatterbox-en-v1"
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     reference_audio_url: AnyHttpUrl | None = None
     allowed_origins: list[Annotated[str, AfterValidator(validate_origin_pattern)]] = Field(
@@ -138,31 +144,12 @@ class Character(_Strict):
     locked_fields: list[Literal[OVERRIDABLE_FIELDS]] = Field(default_factory=list)  # type: ignore[valid-type]
     llm: LLMConfig = Field(default_factory=LLMConfig)
     stt: STTConfig = Field(default_factory=STTConfig)
-    mcp_servers: list[MCPServerConfig] = Field(default_factory=list)
+    mcp_servers: Annotated[list[MCPServerConfig], AfterValidator(lambda v: unique_names(v, "MCP server"))] = (
+        Field(default_factory=list)
+    )
     form: FormConfig | None = None
     webhook_url: AnyHttpUrl | None = None
     webhook_secret: str | None = None
-
-    @field_validator("language")
-    @classmethod
-    def _language(cls, value: str | None) -> str | None:
-        return None if value is None else validate_language(value)
-
-    @field_validator("voice_model")
-    @classmethod
-    def _voice_model(cls, value: str) -> str:
-        if value not in VOICE_MODELS:
-            raise ValueError(f"unknown voice model {value!r}; known: {', '.join(sorted(VOICE_MODELS))}")
-        return value
-
-    @field_validator("mcp_servers")
-    @classmethod
-    def _unique_servers(cls, servers: list[MCPServerConfig]) -> list[MCPServerConfig]:
-        names = [s.name for s in servers]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate MCP server names: {', '.join(dupes)}")
-        return servers
 
     @model_validator(mode="after")
     def _voice_model_speaks_language(self) -> Character:

@@ -10,6 +10,9 @@ torch or chatterbox.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 # ChatterboxMultilingualTTS.get_supported_languages() in chatterbox-tts 0.1.7,
 # copied as data so this module stays import-light.
@@ -120,3 +123,18 @@ def resolve_voice_model(*, requested: str | None, default: str, language: str | 
     if fallback.speaks(language):
         return fallback
     raise VoiceModelError(f"no voice model can speak language {language!r}")
+
+
+def validate_voice_model_name(name: str) -> str:
+    """`name` if it is a known voice model.
+
+    Raises:
+        ValueError: it is not.
+    """
+    if name not in VOICE_MODELS:
+        raise ValueError(f"unknown voice model {name!r}; known: {', '.join(sorted(VOICE_MODELS))}")
+    return name
+
+
+VoiceModelName = Annotated[str, AfterValidator(validate_voice_model_name)]
+"""The name of a voice model in the registry."""

@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from characters.language import validate_language
+from characters.language import LanguageTag
 from characters.session_config import metadata_size
-from characters.voice_models import VOICE_MODELS
+from characters.voice_models import VoiceModelName
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 16 * 1024
@@ -52,26 +52,14 @@ class StartSessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     agent: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    language: str | None = None
+    language: LanguageTag | None = None
     system_prompt: str | None = Field(None, min_length=1, max_length=20_000)
     greeting: str | None = Field(None, max_length=2_000)
-    voice_model: str | None = Field(None, max_length=64)
+    voice_model: VoiceModelName | None = Field(None, max_length=64)
     reference_audio_url: str | None = Field(None, max_length=MAX_URL)
     mcp_headers: dict[str, str] | None = Field(None, repr=False)
     origin_url: str | None = Field(None, max_length=MAX_URL)
     metadata: dict[str, Any] | None = None
-
-    @field_validator("language")
-    @classmethod
-    def _language(cls, value: str | None) -> str | None:
-        return None if value is None else validate_language(value)
-
-    @field_validator("voice_model")
-    @classmethod
-    def _voice_model(cls, value: str | None) -> str | None:
-        if value is not None and value not in VOICE_MODELS:
-            raise ValueError(f"unknown voice model; known models: {', '.join(sorted(VOICE_MODELS))}")
-        return value
 
     @field_validator("reference_audio_url")
     @classmethod
