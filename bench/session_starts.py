@@ -37,7 +37,7 @@ def wrk(url: str, connections: int, seconds: int, *, script: str | None = None) 
     out = subprocess.run(
         [
             "wrk",
-            "-t2",
+            f"-t{min(2, connections)}",
             f"-c{connections}",
             f"-d{seconds}s",
             "--latency",
@@ -175,6 +175,8 @@ def plot(rows: list[dict]) -> None:
         if len(points) > 1:
             ax.plot(*zip(*points, strict=True), marker="o", label=f"{label[0]} {label[1]}".replace(" -", ""))
     if ax.lines:
+        ax.axhline(GOAL_RPS, color="grey", linestyle="--", linewidth=1, label=f"goal {GOAL_RPS:.0f}/s")
+        ax.set_yscale("log")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent connections")
         ax.set_ylabel("requests per second")

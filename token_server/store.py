@@ -337,8 +337,6 @@ def _reserve(
         _lock(conn, GLOBAL_SCOPE)
         if _live_count(conn) >= global_limit:
             raise SlotsFull(GLOBAL_SCOPE, global_limit)
-    if not _take_slot(conn, new.character, limit):
-        raise SlotsFull(new.character, limit)
     now = utcnow()
     conn.execute(
         _INSERT_SESSION,
@@ -364,6 +362,10 @@ def _reserve(
         _INSERT_STATUS_CHANGE,
         {"session_id": new.id, "status": "pending", "reason": "room_created", "at": now},
     )
+    # Last, so the character's counter row stays locked (PostgreSQL) only from here to
+    # the commit; a full character rolls the inserts above back.
+    if not _take_slot(conn, new.character, limit):
+        raise SlotsFull(new.character, limit)
 
 
 def _transition(
