@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,10 +46,3 @@ class Settings(BaseSettings):
     provider_retry_interval: float = Field(1.0, ge=0, le=30)
     # Size limit of the session metadata block shown to the LLM, in bytes of JSON.
     metadata_prompt_limit: int = Field(4000, ge=100, le=100_000)
-
-    @property
-    def livekit_http_url(self) -> str:
-        """LiveKit's Twirp API base URL: `livekit_url` as http(s)."""
-        parts = urlsplit(self.livekit_url)
-        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-        return urlunsplit((scheme, parts.netloc, parts.path, "", "")).rstrip("/")

@@ -93,7 +93,7 @@ def _log_report(event: SessionEvent) -> None:
 async def delete_room(settings: Settings, room_name: str) -> None:
     """Close the room through LiveKit's RoomService, disconnecting everyone."""
     lkapi = api.LiveKitAPI(
-        url=settings.livekit_http_url,
+        url=settings.livekit_url,  # livekit-api turns ws(s):// into http(s):// itself
         api_key=settings.livekit_api_key,
         api_secret=settings.livekit_api_secret.get_secret_value(),
     )

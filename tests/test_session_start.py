@@ -212,3 +212,13 @@ async def test_created_session_is_recorded(client):
     assert SECRET_VALUE not in json.dumps(row.config)
     assert row.join_deadline > row.created_at
     assert row.max_end_at - row.created_at == dt.timedelta(seconds=3600)
+
+
+async def test_livekit_url_alone_reaches_the_server_api(make_client, livekit_url, livekit_state):
+    # With no LIVEKIT_API_URL, the API is LIVEKIT_URL itself (livekit-api maps ws:// to http://).
+    ws_url = livekit_url.replace("http://", "ws://")
+    client = await make_client(livekit_url=ws_url, livekit_api_url=None)
+    resp = await client.post("/v1/sessions", json={"agent": "helper"}, headers=ALLOWED)
+    assert resp.status == 201
+    assert (await resp.json())["livekit_url"] == ws_url
+    assert len(livekit_state.created) == 1

@@ -25,7 +25,8 @@ class LiveKitRooms:
         """Talk to the LiveKit server `settings` names, over `http_session`."""
         self._settings = settings
         self._api = api.LiveKitAPI(
-            url=settings.livekit_http_url,
+            # livekit-api turns ws(s):// into http(s):// itself.
+            url=settings.livekit_api_url or settings.livekit_url,
             api_key=settings.livekit_api_key,
             api_secret=settings.livekit_api_secret.get_secret_value(),
             session=http_session,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -57,12 +56,3 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
-
-    @property
-    def livekit_http_url(self) -> str:
-        """LiveKit's Twirp API base URL: `livekit_api_url`, else `livekit_url` as http(s)."""
-        if self.livekit_api_url:
-            return self.livekit_api_url.rstrip("/")
-        parts = urlsplit(self.livekit_url)
-        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-        return urlunsplit((scheme, parts.netloc, parts.path, "", "")).rstrip("/")
