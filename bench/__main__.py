@@ -24,7 +24,7 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
     "retrieval": ("bench.retrieval", ["--quick"]),
     "turns": ("bench.turns", ["--quick"]),
     "capacity": ("bench.capacity", ["--quick"]),
-    "tts": ("bench.tts", ["--reps", "1", "--concurrency", "1,4"]),
+    "tts": ("bench.tts", ["--reps", "1", "--concurrency", "1"]),
 }
 
 

@@ -67,7 +67,7 @@ async def page_bytes(url: str) -> int:
 
 
 async def run(quick: bool) -> dict:
-    seconds = 3 if quick else 6
+    seconds = 2 if quick else 6
     connections = 16
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,6 +109,8 @@ async def run(quick: bool) -> dict:
                 "first 1000": f"{base}/v1/sessions/{session_id}/logs?limit=1000",
                 "summary": f"{base}/v1/sessions/{session_id}",
             }
+            if quick:
+                pages = {k: pages[k] for k in ("100 from the middle", "summary")}
             get_lua = str(Path(__file__).with_name("get.lua"))
             for name, url in pages.items():
                 size = await page_bytes(url)

@@ -86,7 +86,7 @@ async def measure(url: str, health: str, sweep: list[int], seconds: int) -> list
 async def run(quick: bool) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("bench needs wrk: apt-get install wrk")
-    seconds = 3 if quick else 8
+    seconds = 2 if quick else 8
     sweep = [64] if quick else [1, 8, 32, 64, 128]
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
