@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from characters import CharacterFileError
 
@@ -29,11 +31,21 @@ def main(argv: list[str] | None = None) -> int:
     except (CharacterFileError, FileNotFoundError) as exc:
         print(f"error: cannot load characters: {exc}", file=sys.stderr)
         return 2
-    url = f"http://{args.host}:{args.port}"
-    print(
-        f"token server on {url} (LiveKit {settings.livekit_url}, database {settings.database_url.split('://')[0]})"
+    ready = (
+        f"token server on http://{args.host}:{args.port} "
+        f"(LiveKit {settings.livekit_url}, database {settings.database_url.split('://')[0]})"
     )
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    try:
+        # run_app calls `print` once the server is listening.
+        web.run_app(app, host=args.host, port=args.port, print=lambda _: print(ready, flush=True))
+    except (OSError, SQLAlchemyError) as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        print(
+            f"error: cannot start: {type(exc).__name__}: {exc} "
+            f"(listening on {args.host}:{args.port}, database {where})",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
