@@ -16,7 +16,7 @@ from livekit.protocol import models, webhook
 
 from characters.events import sign_ingest_token
 from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET
-from token_server.app import ENGINE, LIFECYCLE
+from token_server.app import DB, LIFECYCLE
 from token_server.db import sessions
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ async def fill_the_limit(client) -> list[dict]:
 
 
 async def set_times(client, session_id, **values):
-    async with client.app[ENGINE].begin() as conn:
+    async with client.app[DB].engine.begin() as conn:
         await conn.execute(sessions.update().where(sessions.c.id == session_id).values(**values))
 
 
@@ -419,7 +419,7 @@ async def test_session_list_filters_and_pages(client):
 
 async def test_every_status_change_is_recorded(client):
     sid = (await start(client))["session_id"]
-    async with client.app[ENGINE].connect() as conn:
+    async with client.app[DB].connect() as conn:
         from token_server.db import session_status_changes
 
         rows = (

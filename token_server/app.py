@@ -34,7 +34,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 SETTINGS = web.AppKey("settings", Settings)
 CHARACTERS = web.AppKey("characters", dict[str, Character])
 START = web.AppKey("start", StartContext)
-ENGINE = web.AppKey("engine", object)
 DB = web.AppKey("db", Database)
 LIFECYCLE = web.AppKey("lifecycle", SessionLifecycle)
 WEBHOOKS = web.AppKey("webhooks", PostCallWebhooks)
@@ -79,9 +78,8 @@ async def characters_view(request: web.Request) -> web.Response:
 
 async def health_view(request: web.Request) -> web.Response:
     """`GET /healthz`: 200 once the server is up and its database answers."""
-    engine = request.app[ENGINE]
     try:
-        async with engine.connect() as conn:  # type: ignore[attr-defined]
+        async with request.app[DB].connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
     except Exception:
         log.warning("health check: database unavailable", exc_info=True)
@@ -130,8 +128,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         db = Database(settings.database_url)
-        engine = db.engine
-        await migrate(engine)
+        await migrate(db.engine)
         timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             store = SessionStore(db)
@@ -149,7 +146,6 @@ def create_app(settings: Settings) -> web.Application:
                 ),
                 timeout_seconds=settings.webhook_timeout_seconds,
             )
-            app[ENGINE] = engine
             app[DB] = db
             app[START] = StartContext(settings=settings, store=store, rooms=rooms)
             app[LIFECYCLE] = lifecycle
