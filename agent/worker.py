@@ -27,7 +27,7 @@ from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess
 from pydantic import ValidationError
 
-from characters.events import Error, SessionEnded, SessionEvent
+from characters.events import Error, SessionEnded, SessionEvent, UserJoined
 from characters.loader import load_characters
 from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
 from characters.templates import render
@@ -243,8 +243,12 @@ async def _converse(
     try:
         # also bounds a user who never joins
         async with asyncio.timeout(config.max_duration_seconds):
+            # The user is in the room: this meets the session's join window. In a fake
+            # job (console, tests) the local audio is the user.
+            identity = "local"
             if not ctx.is_fake_job():
-                await ctx.wait_for_participant()
+                identity = (await ctx.wait_for_participant()).identity
+            report(UserJoined(identity=identity))
             greet(conversation, config)
             await conversation.wait_closed()
     except TimeoutError:

@@ -42,6 +42,13 @@ class SessionStarted(_Event):
     agent_version: str = Field("", max_length=64)
 
 
+class UserJoined(_Event):
+    """The user (not the agent) is in the room: the session's join window is met."""
+
+    type: Literal["user_joined"] = "user_joined"
+    identity: str = Field(max_length=128)
+
+
 class Transcript(_Event):
     """One finished utterance by the user or the agent. Times are seconds since session start."""
 
@@ -117,7 +124,7 @@ class SessionEnded(_Event):
 
 
 SessionEvent = Annotated[
-    SessionStarted | Transcript | ToolCall | FormUpdated | Metrics | Error | SessionEnded,
+    SessionStarted | UserJoined | Transcript | ToolCall | FormUpdated | Metrics | Error | SessionEnded,
     Field(discriminator="type"),
 ]
 

@@ -173,7 +173,14 @@ async def test_entrypoint_runs_a_session_from_token_server_metadata(
     assert resp.status == 200, await resp.text()
     events = (await resp.json())["events"]
     kinds = [e["type"] for e in events]
-    assert {"session_started", "transcript", "tool_call", "form_updated", "session_ended"} <= set(kinds)
+    assert {
+        "session_started",
+        "user_joined",
+        "transcript",
+        "tool_call",
+        "form_updated",
+        "session_ended",
+    } <= set(kinds)
     assert any(e["type"] == "error" and e["source"] == "mcp" and "crm" in e["message"] for e in events)
     assert next(e for e in events if e["type"] == "session_ended")["reason"] == "user is done"
     resp = await client.get(f"/v1/sessions/{session_id}/form", headers=key)

@@ -147,6 +147,39 @@ async def test_passing_the_maximum_duration_ends_the_session_and_closes_the_room
     assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
 
 
+async def test_an_agent_without_its_user_still_ends_at_the_join_deadline(client, livekit_state):
+    first, _ = await fill_the_limit(client)
+    room = first["room_name"]
+    # The agent arrives (its report and LiveKit's webhook): active, but no user yet.
+    await post_events(client, first["session_id"], [{"type": "session_started"}])
+    agent = room_event("participant_joined", room, event_id="EV_agent", identity="agent-1", agent=True)
+    assert (await send_webhook(client, agent)).status == 200
+    assert (await status_of(client, first["session_id"]))["status"] == "active"
+    await set_times(
+        client, first["session_id"], join_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    )
+    assert await client.app[LIFECYCLE].sweep() == 1
+    record = await status_of(client, first["session_id"])
+    assert (record["status"], record["end_reason"]) == ("ended", "join_timeout")
+    assert livekit_state.deleted == [room]  # the waiting agent is sent away
+    assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
+
+
+@pytest.mark.parametrize("how", ["report", "webhook"])
+async def test_once_the_user_joins_the_join_deadline_no_longer_applies(client, how):
+    first = await start(client)
+    if how == "report":
+        await post_events(client, first["session_id"], [{"type": "user_joined", "identity": "user-1"}])
+    else:
+        event = room_event("participant_joined", first["room_name"], event_id="EV_u", identity="user-1")
+        assert (await send_webhook(client, event)).status == 200
+    await set_times(
+        client, first["session_id"], join_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    )
+    assert await client.app[LIFECYCLE].sweep() == 0
+    assert (await status_of(client, first["session_id"]))["status"] == "active"
+
+
 async def test_the_sweeper_runs_by_itself_and_survives_a_restart(make_client):
     client = await make_client()
     first, _ = await fill_the_limit(client)

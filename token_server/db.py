@@ -40,6 +40,8 @@ sessions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("joined_at", sa.DateTime(timezone=True)),
+    # When the user (not the agent) first joined; until then the join window applies.
+    sa.Column("user_joined_at", sa.DateTime(timezone=True)),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
     sa.Column("join_deadline", sa.DateTime(timezone=True), nullable=False),
     sa.Column("max_end_at", sa.DateTime(timezone=True), nullable=False),

@@ -66,7 +66,8 @@ class Ingest:
             await self._store.record_events(row.id, [data])
         if kind == "participant_joined":
             is_agent = event.participant.kind == api.ParticipantInfo.Kind.AGENT
-            await self._lifecycle.joined(row.id, "agent_joined" if is_agent else "participant_joined")
+            reason = "agent_joined" if is_agent else "participant_joined"
+            await self._lifecycle.joined(row.id, reason, user=not is_agent)
         elif kind == "room_finished":
             await self._lifecycle.end(row.id, row.character, "room_finished")
         return web.json_response({"ok": True, "session": row.id})
@@ -116,7 +117,9 @@ class Ingest:
         accepted = await self._store.record_events(session_id, events)
         for event in batch.events:
             if event.type == "session_started":
-                await self._lifecycle.joined(session_id, "agent_started")
+                await self._lifecycle.joined(session_id, "agent_started", user=False)
+            elif event.type == "user_joined":
+                await self._lifecycle.joined(session_id, "user_joined", user=True)
             elif event.type == "session_ended":
                 usage = event.usage.model_dump()
                 await self._lifecycle.end(session_id, row.character, f"agent:{event.reason}", usage=usage)

@@ -2,7 +2,8 @@
 
 A session ends, and frees its slot, by whichever comes first: LiveKit's
 `room_finished` webhook, the agent reporting the end, nobody joining within the
-join window, or passing the character's maximum duration. The last two are found by
+join window (the user's, not the agent's, arrival), or passing the character's
+maximum duration. The last two are found by
 a periodic sweep of the database, so they survive restarts and several token
 servers may sweep at once (each transition is conditional and happens once).
 """
@@ -30,8 +31,14 @@ class SessionLifecycle:
         self._characters = characters
         self._rooms = rooms
 
-    async def joined(self, session_id: str, reason: str) -> bool:
-        """The user or the agent joined: `pending` becomes `active`."""
+    async def joined(self, session_id: str, reason: str, *, user: bool) -> bool:
+        """The user or the agent joined: `pending` becomes `active`.
+
+        Only the user's arrival meets the join window: a session whose agent joined
+        but whose user never did is still ended at its join deadline.
+        """
+        if user:
+            await self._store.mark_user_joined(session_id)
         return await self._store.transition(session_id, "active", reason, from_statuses=("pending",))
 
     async def end(
@@ -60,9 +67,8 @@ class SessionLifecycle:
             if row is None or not await self.end(session_id, row.character, reason):
                 continue
             ended += 1
-            if reason == "max_duration":
-                # Disconnect the user and the agent; the session is already ended either way.
-                await self._rooms.delete_room(row.room_name)
+            # Close the room so the agent (and any user) leave; the session is ended either way.
+            await self._rooms.delete_room(row.room_name)
         return ended
 
     async def run_sweeper(self, interval_seconds: float) -> None:

@@ -240,16 +240,23 @@ class SessionStore:
             return list((await conn.execute(query)).all())
 
     async def overdue(self, now: dt.datetime) -> list[tuple[str, str]]:
-        """Sessions to end now, with the reason: never joined, or past their maximum duration."""
-        query = sa.select(sessions.c.id, sessions.c.status).where(
-            sa.or_(
-                sa.and_(sessions.c.status == "pending", sessions.c.join_deadline < now),
-                sa.and_(sessions.c.status == "active", sessions.c.max_end_at < now),
-            )
+        """Live sessions to end now, with the reason.
+
+        `join_timeout`: the user never joined by the join deadline (even if the agent
+        did); `max_duration`: past the character's maximum duration.
+        """
+        live = sessions.c.status.in_(LIVE_STATUSES)
+        no_user = sa.and_(sessions.c.user_joined_at.is_(None), sessions.c.join_deadline < now)
+        query = sa.select(sessions.c.id, no_user.label("no_user")).where(
+            live, sa.or_(no_user, sessions.c.max_end_at < now)
         )
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [(r.id, "join_timeout" if r.status == "pending" else "max_duration") for r in rows]
+        return [(r.id, "join_timeout" if r.no_user else "max_duration") for r in rows]
+
+    async def mark_user_joined(self, session_id: str) -> None:
+        """Record when the user first joined a live session."""
+        await self._db.write(_mark_user_joined, session_id)
 
     async def by_room(self, room_name: str) -> sa.Row | None:
         """The session whose room is `room_name`, or None."""
@@ -431,3 +438,15 @@ def _insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
         .returning(session_events.c.event_id)
     )
     return len(conn.execute(statement).all())
+
+
+def _mark_user_joined(conn: sa.Connection, session_id: str) -> None:
+    conn.execute(
+        sessions.update()
+        .where(
+            sessions.c.id == session_id,
+            sessions.c.user_joined_at.is_(None),
+            sessions.c.status.in_(LIVE_STATUSES),
+        )
+        .values(user_joined_at=utcnow())
+    )
