@@ -177,7 +177,8 @@ async def test_once_the_user_joins_the_join_deadline_no_longer_applies(client, h
         client, first["session_id"], join_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     )
     assert await client.app[LIFECYCLE].sweep() == 0
-    assert (await status_of(client, first["session_id"]))["status"] == "active"
+    record = await status_of(client, first["session_id"])
+    assert record["status"] == "active" and record["user_joined_at"]
 
 
 async def test_the_sweeper_runs_by_itself_and_survives_a_restart(make_client):
