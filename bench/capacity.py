@@ -13,9 +13,11 @@ this process pinned to one core, the provider stand-ins in their own process on 
 other core. Every simulated user says a sentence in real time, waits for the reply,
 pauses, again. CPU is this process's user+system time over the window. Baseline, same
 run: the same N microphones feeding the same audio into inputs that nobody processes.
-A session count is sustained in real time when the microphones keep their 20 ms
-schedule (p99 lateness < 20 ms), the VAD reports every end of speech within 150 ms of
-its min_silence_duration (p95) and every turn is answered.
+Audio is fed as RoomIO hands it to a job: 24 kHz mono, 50 ms frames. A session count is
+sustained in real time when the microphones keep their schedule (p99 lateness < 20 ms:
+the event loop keeps up), the VAD's end-of-speech events (after its min_silence_duration)
+come no more than 50 ms later (p95) than with the fewest sessions of the same run, and
+every turn is answered.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from bench.common import free_port, process, save, table, wait_http
 GOAL_CPU_PCT = 3.0
 GOAL_RSS_MB = 250.0
 MAX_LATENESS_P99_MS = 20.0
-MAX_VAD_LAG_P95_MS = 150.0
+MAX_VAD_LAG_GROWTH_MS = 50.0
 MB = 1024 * 1024
 
 
@@ -237,7 +239,7 @@ async def sessions_run(n: int, seconds: float, local: Any, urls: dict[str, str],
     pushed = sum(vs.mic.pushed_seconds for vs in sessions)
     for vs in sessions:
         await vs.aclose()
-    frames = pushed / 0.02
+    frames = pushed / sessions[0].mic.frame_seconds
     late_sorted = sorted(lateness)
     # frames pushed on time count as 0 ms late
     on_time = max(0, int(frames) - len(late_sorted))
@@ -271,7 +273,7 @@ async def measure_capacity(quick: bool) -> tuple[list[dict[str, Any]], dict[str,
     from agent.voice import load_local_models
 
     seconds = 5.0 if quick else 12.0
-    sweep = [2] if quick else [1, 2, 4, 8, 12]
+    sweep = [2] if quick else [1, 2, 4, 8, 12, 16]
     # the least busy core runs the sessions; the stand-ins get the other one
     per_core = psutil.cpu_percent(interval=0.5, percpu=True)
     core = min(range(len(per_core)), key=per_core.__getitem__)
@@ -318,11 +320,12 @@ async def run(quick: bool) -> dict:
             [[k, v["rss_mb"], v["uss_mb"], v["pss_mb"], v["ready_s"]] for k, v in memory.items()],
         )
     )
+    single = rows[0]["vad_lag_p95_ms"]  # the fewest sessions of this run: the VAD's own lag
     for r in rows:
         r["sustained"] = (
             r["missed"] == 0
             and r["mic_lateness_p99_ms"] < MAX_LATENESS_P99_MS
-            and r["vad_lag_p95_ms"] < MAX_VAD_LAG_P95_MS
+            and r["vad_lag_p95_ms"] < single + MAX_VAD_LAG_GROWTH_MS
         )
     print(
         table(

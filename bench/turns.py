@@ -75,6 +75,8 @@ GOAL_MEDIAN_MS, GOAL_P95_MS = 20.0, 50.0
 GOAL_TOOL_MS = 15.0
 GOAL_GREETING_MS = 300.0
 API_KEY, API_SECRET = "bench-key", "bench-secret-long-enough-for-hs256-signing"
+PLAIN_TRANSCRIPT = "My order has not arrived yet."
+TOOL_TRANSCRIPT = "Please lookup my order A123."
 
 
 def pct(values: list[float], q: float) -> float:
@@ -174,7 +176,12 @@ def analyse_turn(
     if tool_turn:
         baseline += LLM_FIRST_TOKEN
         first_req = llm[0][0]
-        tool_own = sum(b - a for a, b in orders.requests if first_req <= a < first)
+        # the MCP server's time for the HTTP request(s) that ran the tool, in to last byte out
+        calls = [c for c, _ in orders.calls if first_req <= c < first]
+        # (not the session's long-lived streams, which began before this turn)
+        tool_own = sum(
+            b - a for a, b in orders.requests if first_req <= a and any(a <= c <= b for c in calls)
+        )
         baseline += tool_own
     gap = first - t_end
     row: dict[str, Any] = {
@@ -217,7 +224,11 @@ def analyse_turn(
     return row
 
 
-async def run_turns(local: Any, providers: Any, orders: OrdersTool, mcp_url: str, plan: list[bool]) -> tuple:
+async def run_turns(
+    local: Any, providers: Any, orders: OrdersTool, mcp_url: str, n_plain: int, n_tool: int
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """One warm-up turn, then turns until `n_plain` plain and `n_tool` tool turns were not held
+    back by the end-of-turn model (at most three times that many turns)."""
     with tempfile.TemporaryDirectory() as tmp:
         config, dispatch, settings = character_configs(Path(tmp), mcp_url)
         settings = provider_settings(settings, providers)
@@ -225,16 +236,29 @@ async def run_turns(local: Any, providers: Any, orders: OrdersTool, mcp_url: str
         ep = endpointing(vs.conversation, local.vad)
         ends: list[float] = []
         starts: list[float] = []
+        plan: list[bool] = []
+        counted = {False: 0, True: 0}
         try:
             await asyncio.sleep(0.5)
-            for i, _ in enumerate(plan):
+            while len(plan) < 1 + 3 * (n_plain + n_tool):
+                if len(plan) and counted[False] >= n_plain and counted[True] >= n_tool:
+                    break
+                # keep tool turns spread among plain ones, in the ratio asked for
+                tool = len(plan) > 0 and counted[True] * n_plain < counted[False] * n_tool
+                plan.append(tool)
+                # the STT stand-in hands out its transcripts in order, one per final
+                providers.stt.transcripts.append(TOOL_TRANSCRIPT if tool else PLAIN_TRANSCRIPT)
                 frames_before = len(vs.speaker.first_frames)
+                turns_before = len(vs.user_turns)
                 starts.append(time.monotonic())
-                ends.append(await vs.mic.say(SENTENCES[i % len(SENTENCES)], pause_after=0.3))
+                ends.append(await vs.mic.say(SENTENCES[0], pause_after=0.3))
                 if not await wait_until(lambda n=frames_before: len(vs.speaker.first_frames) > n, 10):
-                    print(f"turn {i}: no reply within 10 s")
+                    print(f"turn {len(plan) - 1}: no reply within 10 s")
                     continue
                 await wait_until(lambda: vs.conversation.session.agent_state == "listening", 10)
+                eot = [u["end_of_turn_delay"] for u in vs.user_turns[turns_before:]]
+                if len(plan) > 1 and eot and eot[0] is not None and eot[0] < ep["max_delay"] - 0.05:
+                    counted[tool] += 1
                 await asyncio.sleep(0.25)
         finally:
             await vs.aclose()
@@ -266,18 +290,12 @@ def summary(rows: list[dict], key: str = "overhead_ms") -> dict[str, float]:
 
 
 async def run(quick: bool) -> dict:
-    n_plain, n_tool, n_greet = (6, 2, 2) if quick else (50, 15, 8)
+    n_plain, n_tool, n_greet = (5, 2, 2) if quick else (50, 15, 8)
     # one warm-up turn (connections, first inference), then tool turns spread among plain ones
-    plan = [False] + [False] * n_plain
-    for k in range(n_tool):
-        plan.insert(1 + (k + 1) * len(plan) // (n_tool + 1), True)
-    transcripts = [
-        "Please lookup my order A123." if tool else "My order has not arrived yet." for tool in plan
-    ]
     t = time.monotonic()
     local = load_local_models()
     prewarm_s = time.monotonic() - t
-    providers = make_providers(transcripts)
+    providers = make_providers([])
     orders = OrdersTool()
     ingest = IngestStandIn(api_key=API_KEY, api_secret=API_SECRET)
     from aiohttp import web
@@ -294,7 +312,7 @@ async def run(quick: bool) -> dict:
                 greetings["no MCP server"].append(await greeting_once(local, providers, None, ingest_url))
                 greetings["one MCP server"].append(await greeting_once(local, providers, mcp_url, ingest_url))
             # the greeting runs used the STT stand-in's transcripts slot nowhere: no speech was fed
-            rows, ep = await run_turns(local, providers, orders, mcp_url, plan)
+            rows, ep = await run_turns(local, providers, orders, mcp_url, n_plain, n_tool)
     finally:
         await runner.cleanup()
 

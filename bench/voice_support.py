@@ -56,7 +56,9 @@ LLM_FIRST_TOKEN = 0.400
 TTS_FIRST_BYTE = 0.150
 STT_CHUNK = 0.010
 VOICED_RMS = 300.0  # the Deepgram stand-in's threshold, on the same 10 ms windows
-SAMPLE_RATE = 48_000
+# what RoomIO hands a job by default (livekit.agents.voice.room_io: 24 kHz mono, 50 ms frames)
+SAMPLE_RATE = 24_000
+FRAME_MS = 50
 REPLY = "Your order A123 shipped yesterday."
 # The local end-of-turn model (audio) judges this espeak sentence finished every time; many
 # others ("Where is my order?") it holds for max_delay, see the report of bench.turns.
@@ -279,15 +281,19 @@ def speech_end(pcm: np.ndarray, sample_rate: int) -> int:
 
 
 class TimedMicrophone:
-    """Feeds 20 ms frames in real time (silence between utterances) and stamps the end of speech.
+    """Feeds `frame_ms` frames in real time (silence between utterances), stamps the end of speech.
 
     `say()` returns the moment the frame holding the last voiced sample was handed to
     the session: the earliest moment any code could know the user stopped.
     """
 
-    def __init__(self, input: PushAudioInput, *, sample_rate: int = SAMPLE_RATE) -> None:
+    def __init__(
+        self, input: PushAudioInput, *, sample_rate: int = SAMPLE_RATE, frame_ms: int = FRAME_MS
+    ) -> None:
         self.input = input
         self.sample_rate = sample_rate
+        self.frame_ms = frame_ms
+        self.frame_seconds = frame_ms / 1000
         self.lateness: list[float] = []  # how late each frame was pushed, seconds
         self.pushed_seconds = 0.0
         self._queue: asyncio.Queue[tuple[np.ndarray, int, asyncio.Future[float]]] = asyncio.Queue()
@@ -312,23 +318,23 @@ class TimedMicrophone:
         self.input.close()
 
     async def _run(self) -> None:
-        step = self.sample_rate // 50
-        quiet = frames(silence(0.02, self.sample_rate), self.sample_rate)[0]
+        step = self.sample_rate * self.frame_ms // 1000
+        quiet = frames(silence(self.frame_seconds, self.sample_rate), self.sample_rate, self.frame_ms)[0]
         next_at = time.monotonic()
         while True:
             try:
                 pcm, end, done = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 pcm, end, done = None, 0, None
-            chunk = frames(pcm, self.sample_rate) if pcm is not None else [quiet]
+            chunk = frames(pcm, self.sample_rate, self.frame_ms) if pcm is not None else [quiet]
             last_voiced_frame = (end - 1) // step if end else -1
             ended_at = 0.0
             for i, frame in enumerate(chunk):
                 self.input.push(frame)
-                self.pushed_seconds += 0.02
+                self.pushed_seconds += self.frame_seconds
                 if i == last_voiced_frame:
                     ended_at = time.monotonic()
-                next_at += 0.02
+                next_at += self.frame_seconds
                 delay = next_at - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -461,7 +467,7 @@ async def open_session(
     return vs
 
 
-async def quiet_logs() -> None:
+def quiet_logs() -> None:
     """Warnings only, without the one every session without a room logs."""
     logging.basicConfig(level=logging.WARNING)
     for name in ("httpx", "mcp", "livekit", "livekit.agents", "uvicorn"):
@@ -472,7 +478,7 @@ async def quiet_logs() -> None:
     )
 
 
-def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+async def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:

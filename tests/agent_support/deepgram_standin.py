@@ -32,6 +32,10 @@ class DeepgramStandIn:
     auth_headers: list[str] = field(default_factory=list)
     finals: list[str] = field(default_factory=list)
     audio_seconds: float = 0.0
+    silence_to_end: float = _SILENCE_TO_END
+    """Seconds of silence (stream time) after the last voiced chunk before the final is sent."""
+    chunk_seconds: float = _CHUNK_SECONDS
+    """Granularity of the energy detector."""
 
     def app(self) -> web.Application:
         """The aiohttp application serving `/v1/listen`."""
@@ -46,10 +50,10 @@ class DeepgramStandIn:
         self.auth_headers.append(request.headers.get("Authorization", ""))
         rate = int(request.query.get("sample_rate", "16000"))
         request_id = str(uuid.uuid4())
-        state = _Utterance()
+        state = _Utterance(silence_to_end=self.silence_to_end, chunk_seconds=self.chunk_seconds)
         stream_time = 0.0
         pending = np.zeros(0, dtype=np.int16)
-        chunk = int(rate * _CHUNK_SECONDS)
+        chunk = int(rate * self.chunk_seconds)
         await ws.send_json({"type": "Metadata", "request_id": request_id, "channels": 1})
 
         async for msg in ws:
@@ -57,8 +61,8 @@ class DeepgramStandIn:
                 pending = np.concatenate([pending, np.frombuffer(msg.data, dtype=np.int16)])
                 while len(pending) >= chunk:
                     samples, pending = pending[:chunk], pending[chunk:]
-                    stream_time += _CHUNK_SECONDS
-                    self.audio_seconds += _CHUNK_SECONDS
+                    stream_time += self.chunk_seconds
+                    self.audio_seconds += self.chunk_seconds
                     rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
                     for out in state.push(rms >= _RMS_SPEECH, stream_time):
                         await self._send(ws, out, request_id)
@@ -124,18 +128,20 @@ class _Utterance:
     start: float = 0.0
     last_voice: float = 0.0
     interim_sent: bool = False
+    silence_to_end: float = _SILENCE_TO_END
+    chunk_seconds: float = _CHUNK_SECONDS
 
     def push(self, voiced: bool, now: float) -> list[tuple[str, float, float]]:
         out: list[tuple[str, float, float]] = []
         if voiced:
             if not self.speaking:
-                self.speaking, self.start, self.interim_sent = True, now - _CHUNK_SECONDS, False
+                self.speaking, self.start, self.interim_sent = True, now - self.chunk_seconds, False
                 out.append(("started", self.start, now))
             self.last_voice = now
             if not self.interim_sent and now - self.start > 0.4:
                 self.interim_sent = True
                 out.append(("interim", self.start, now))
-        elif self.speaking and now - self.last_voice >= _SILENCE_TO_END:
+        elif self.speaking and now - self.last_voice >= self.silence_to_end:
             out.append(self.finish(now))
         return out
 
