@@ -22,7 +22,6 @@ every turn is answered.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -34,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from bench.common import free_port, process, save, table, wait_http
+from bench.common import cli, free_port, process, save, table, wait_http
 
 GOAL_CPU_PCT = 3.0
 GOAL_RSS_MB = 250.0
@@ -390,11 +389,7 @@ def main() -> None:
     from bench.voice_support import quiet_logs
 
     quiet_logs()
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true")
-    asyncio.run(run(parser.parse_args().quick))
+    cli(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -101,4 +102,20 @@ def save(section: str, result: dict) -> Path:
     history = RESULTS / "history.jsonl"
     with history.open("a") as fh:
         fh.write(json.dumps(record) + "\n")
+    return path
+
+
+def cli(run: Callable[[bool], Awaitable[object]], doc: str | None) -> None:
+    """A section's command line: `--quick`, then `run(quick)`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the short version")
+    asyncio.run(run(parser.parse_args().quick))
+
+
+def save_plot(fig: object, name: str) -> Path:
+    """Write a matplotlib figure to docs/img/<name>.png."""
+    out = ROOT / "docs" / "img"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=110)  # type: ignore[attr-defined]
     return path

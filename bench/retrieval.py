@@ -6,14 +6,12 @@ size, so the table shows what the database and the record building add.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import tempfile
 from pathlib import Path
 
 import aiohttp
 
-from bench.common import free_port, process, save, table, wait_http
+from bench.common import cli, free_port, process, save, table, wait_http
 from bench.session_starts import CHARACTER, SECRET, wrk
 from characters.events import sign_ingest_token
 
@@ -142,9 +140,7 @@ async def run(quick: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    asyncio.run(run(parser.parse_args().quick))
+    cli(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ run. SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import re
 import secrets
 import shutil
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.common import ROOT, free_port, process, save, table, wait_http
+from bench.common import ROOT, cli, free_port, process, save, save_plot, table, wait_http
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET = "bench-secret-long-enough-for-hs256-signing"
@@ -183,15 +181,11 @@ def plot(rows: list[dict]) -> None:
         ax.set_title("Session starts against concurrency")
         ax.legend()
         fig.tight_layout()
-        out = ROOT / "docs" / "img"
-        out.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out / "session_starts.png", dpi=110)
+        save_plot(fig, "session_starts")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    asyncio.run(run(parser.parse_args().quick))
+    cli(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ TTS first byte.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import tempfile
@@ -50,7 +49,7 @@ from pydantic import SecretStr
 from agent.conversation import Conversation
 from agent.voice import load_local_models
 from agent.worker import run_session
-from bench.common import ROOT, save, table
+from bench.common import cli, save, save_plot, table
 from bench.voice_support import (
     LLM_FIRST_TOKEN,
     SENTENCES,
@@ -511,18 +510,12 @@ def plot(plain: list[dict], tool: list[dict]) -> None:
     ax.set_title("Turn latency our pipeline adds")
     ax.legend()
     fig.tight_layout()
-    out = ROOT / "docs" / "img"
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "turn_latency.png", dpi=110)
+    save_plot(fig, "turn_latency")
 
 
 def main() -> None:
     quiet_logs()
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true")
-    asyncio.run(run(parser.parse_args().quick))
+    cli(run, __doc__)
 
 
 if __name__ == "__main__":
