@@ -247,25 +247,11 @@ class OrdersTool:
 
 @contextlib.asynccontextmanager
 async def serve_orders(orders: OrdersTool) -> AsyncIterator[str]:
-    """Serve `orders` on 127.0.0.1 (uvicorn in this loop); yields its `/mcp` URL."""
-    import uvicorn
+    """Serve `orders` on 127.0.0.1 (uvicorn in this loop), timed; yields its `/mcp` URL."""
+    from tests.agent_support.mcp_server import serve_mcp
 
-    from bench.common import free_port
-
-    port = free_port()
-    app = orders.timed(orders.build().streamable_http_app(streamable_http_path="/mcp"))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    task = asyncio.create_task(uv.serve())
-    while not uv.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        uv.should_exit = True
-        await task
+    async with serve_mcp(orders.build(), wrap=orders.timed) as url:
+        yield url
 
 
 # ---------------------------------------------------------------------- audio in and out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,10 +63,17 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_mcp(server: MCPServer, port: int | None = None) -> AsyncIterator[str]:
-    """Serve `server` over streamable HTTP on 127.0.0.1; yields its `/mcp` URL."""
+async def serve_mcp(
+    server: MCPServer, port: int | None = None, *, wrap: Callable[[Any], Any] | None = None
+) -> AsyncIterator[str]:
+    """Serve `server` over streamable HTTP on 127.0.0.1; yields its `/mcp` URL.
+
+    `wrap`, when given, wraps the ASGI app (the benchmark times requests with it).
+    """
     port = port or free_port()
     app = server.streamable_http_app(streamable_http_path="/mcp")
+    if wrap is not None:
+        app = wrap(app)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     uv = uvicorn.Server(config)
     task = asyncio.create_task(uv.serve())
