@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from characters import Character
 
 from .db import Database, sessions, webhook_attempts, webhook_deliveries
-from .store import as_utc, utcnow
+from .store import as_utc, iso, utcnow
 
 log = logging.getLogger("token_server.post_call")
 
@@ -123,17 +123,11 @@ class PostCallWebhooks:
         """Send every due delivery once; returns how many were attempted."""
         rows = await self._claim_due()
         for delivery in rows:
-            session_character = await self._character_of(delivery.session_id)
             started = time.perf_counter()
-            status_code, error = await self._attempt(delivery, self._characters.get(session_character or ""))
+            status_code, error = await self._attempt(delivery, self._characters.get(delivery.character))
             duration_ms = (time.perf_counter() - started) * 1000
             await self._record(delivery, status_code, error, duration_ms)
         return len(rows)
-
-    async def _character_of(self, session_id: str) -> str | None:
-        async with self._db.connect() as conn:
-            query = sa.select(sessions.c.character).where(sessions.c.id == session_id)
-            return (await conn.execute(query)).scalar_one_or_none()
 
     async def _record(
         self, delivery: sa.Row, status_code: int | None, error: str | None, duration_ms: float
@@ -183,7 +177,8 @@ class PostCallWebhooks:
 def _claim_due(conn: sa.Connection, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[sa.Row]:
     free = sa.or_(webhook_deliveries.c.locked_until.is_(None), webhook_deliveries.c.locked_until < now)
     due = (
-        sa.select(webhook_deliveries)
+        sa.select(webhook_deliveries, sessions.c.character)
+        .join(sessions, sessions.c.id == webhook_deliveries.c.session_id)
         .where(webhook_deliveries.c.status == "pending", webhook_deliveries.c.next_attempt_at <= now, free)
         .order_by(webhook_deliveries.c.next_attempt_at)
         .limit(limit)
@@ -204,7 +199,7 @@ def _record_attempt(
 
 
 async def deliveries_of(db: Database, session_id: str) -> list[dict[str, Any]]:
-    """A session's webhook deliveries, each with its attempts, for the session record."""
+    """A session's webhook deliveries, each with its attempts, as the session record shows them."""
     async with db.connect() as conn:
         rows = (
             await conn.execute(
@@ -229,15 +224,15 @@ async def deliveries_of(db: Database, session_id: str) -> list[dict[str, Any]]:
                     "status": row.status,
                     "attempts": [
                         {
-                            "at": as_utc(a.at),
+                            "at": iso(a.at),
                             "status_code": a.status_code,
                             "error": a.error,
                             "duration_ms": a.duration_ms,
                         }
                         for a in attempts
                     ],
-                    "next_attempt_at": as_utc(row.next_attempt_at),
-                    "delivered_at": as_utc(row.delivered_at),
+                    "next_attempt_at": iso(row.next_attempt_at),
+                    "delivered_at": iso(row.delivered_at),
                 }
             )
         return out

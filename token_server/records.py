@@ -7,13 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .post_call import deliveries_of
-from .store import SessionStore, as_utc
-
-
-def iso(value: Any) -> str | None:
-    """A stored time as ISO 8601 UTC."""
-    value = as_utc(value)
-    return value.isoformat() if value is not None else None
+from .store import SessionStore, iso
 
 
 def form_state(config: dict[str, Any], updates: list[dict[str, Any]]) -> dict[str, Any]:
@@ -70,13 +64,7 @@ async def session_summary(
         "form": form,
     }
     if with_deliveries:
-        summary["webhooks"] = [
-            {**d, **{k: iso(d[k]) for k in ("next_attempt_at", "delivered_at")}}
-            for d in await deliveries_of(store.db, row.id)
-        ]
-        for delivery in summary["webhooks"]:
-            for attempt in delivery["attempts"]:
-                attempt["at"] = iso(attempt["at"])
+        summary["webhooks"] = await deliveries_of(store.db, row.id)
     return summary
 
 

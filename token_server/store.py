@@ -49,6 +49,12 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC)
 
 
+def iso(value: dt.datetime | None) -> str | None:
+    """A stored time as ISO 8601 UTC, for responses."""
+    value = as_utc(value)
+    return value.isoformat() if value is not None else None
+
+
 @dataclass(frozen=True)
 class NewSession:
     """What is recorded when a session starts."""
