@@ -62,9 +62,8 @@ class SessionLifecycle:
     async def sweep(self) -> int:
         """End every session past its join window or maximum duration; returns how many."""
         ended = 0
-        for session_id, reason in await self._store.overdue(utcnow()):
-            row = await self._store.get(session_id)
-            if row is None or not await self.end(session_id, row.character, reason):
+        for row, reason in await self._store.overdue(utcnow()):
+            if not await self.end(row.id, row.character, reason):
                 continue
             ended += 1
             # Close the room so the agent (and any user) leave; the session is ended either way.

@@ -245,20 +245,20 @@ class SessionStore:
         async with self._db.connect() as conn:
             return list((await conn.execute(query)).all())
 
-    async def overdue(self, now: dt.datetime) -> list[tuple[str, str]]:
-        """Live sessions to end now, with the reason.
+    async def overdue(self, now: dt.datetime) -> list[tuple[sa.Row, str]]:
+        """Live sessions to end now (id, character, room name), with the reason.
 
         `join_timeout`: the user never joined by the join deadline (even if the agent
         did); `max_duration`: past the character's maximum duration.
         """
         live = sessions.c.status.in_(LIVE_STATUSES)
         no_user = sa.and_(sessions.c.user_joined_at.is_(None), sessions.c.join_deadline < now)
-        query = sa.select(sessions.c.id, no_user.label("no_user")).where(
-            live, sa.or_(no_user, sessions.c.max_end_at < now)
-        )
+        query = sa.select(
+            sessions.c.id, sessions.c.character, sessions.c.room_name, no_user.label("no_user")
+        ).where(live, sa.or_(no_user, sessions.c.max_end_at < now))
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [(r.id, "join_timeout" if r.no_user else "max_duration") for r in rows]
+        return [(r, "join_timeout" if r.no_user else "max_duration") for r in rows]
 
     async def mark_user_joined(self, session_id: str) -> None:
         """Record when the user first joined a live session."""
