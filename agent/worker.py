@@ -29,8 +29,9 @@ from pydantic import ValidationError
 
 from characters.events import Error, SessionEnded, SessionEvent, UserJoined
 from characters.loader import load_characters
-from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
+from characters.session_config import DispatchConfig, SessionConfig
 from characters.templates import render
+from characters.voice_models import resolve_voice_model
 
 from .conversation import Conversation, SessionModels, greet, start_conversation
 from .ingest import IngestClient
@@ -66,22 +67,17 @@ def console_session(slug: str, settings: Settings) -> tuple[SessionConfig, Dispa
     """
     character = load_characters(settings.characters_dir)[slug]
     session_id = "console"
-    config = SessionConfig(
-        session_id=session_id,
-        character=character.slug,
-        character_name=character.name,
+    config = SessionConfig.for_character(
+        session_id,
+        character,
         language=character.language,
         system_prompt=render(character.system_prompt, {}),
         greeting=render(character.greeting, {}),
-        greeting_interruptible=character.greeting_interruptible,
-        voice_model=character.voice_model,
-        voice=character.voice,
+        voice_model=resolve_voice_model(
+            requested=None, default=character.voice_model, language=character.language
+        ).name,
         reference_audio_url=str(character.reference_audio_url) if character.reference_audio_url else None,
-        form=character.form,
-        mcp_servers=[PublicMCPServer.of(s) for s in character.mcp_servers],
-        llm=character.llm,
-        stt=character.stt,
-        max_duration_seconds=character.max_duration_seconds,
+        metadata={},
     )
     return config, DispatchConfig.for_session(session_id, character, {})
 

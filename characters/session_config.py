@@ -74,6 +74,39 @@ class SessionConfig(_Wire):
     stt: STTConfig = Field(default_factory=STTConfig)
     max_duration_seconds: int = 3600
 
+    @classmethod
+    def for_character(
+        cls,
+        session_id: str,
+        character: Character,
+        *,
+        language: str | None,
+        system_prompt: str,
+        greeting: str,
+        voice_model: str,
+        reference_audio_url: str | None,
+        metadata: dict[str, Any],
+    ) -> SessionConfig:
+        """A session of `character` with these effective (already rendered) values."""
+        return cls(
+            session_id=session_id,
+            character=character.slug,
+            character_name=character.name,
+            language=language,
+            system_prompt=system_prompt,
+            greeting=greeting,
+            greeting_interruptible=character.greeting_interruptible,
+            voice_model=voice_model,
+            voice=character.voice,
+            reference_audio_url=reference_audio_url,
+            metadata=metadata,
+            form=character.form,
+            mcp_servers=[PublicMCPServer.of(s) for s in character.mcp_servers],
+            llm=character.llm,
+            stt=character.stt,
+            max_duration_seconds=character.max_duration_seconds,
+        )
+
 
 class DispatchConfig(_Wire):
     """Dispatch metadata: what only the agent may know about a session."""

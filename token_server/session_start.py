@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from characters import Character, DispatchConfig, PublicMCPServer, SessionConfig
+from characters import Character, DispatchConfig, SessionConfig
 from characters.templates import MissingVariables, RenderedTooLong, render
 from characters.voice_models import VoiceModelError, resolve_voice_model
 
@@ -117,23 +117,15 @@ def build_session_config(session_id: str, character: Character, body: StartSessi
     reference = body.reference_audio_url or (
         str(character.reference_audio_url) if character.reference_audio_url else None
     )
-    return SessionConfig(
-        session_id=session_id,
-        character=character.slug,
-        character_name=character.name,
+    return SessionConfig.for_character(
+        session_id,
+        character,
         language=language,
         system_prompt=rendered["system_prompt"],
         greeting=rendered["greeting"],
-        greeting_interruptible=character.greeting_interruptible,
         voice_model=voice_model,
-        voice=character.voice,
         reference_audio_url=reference,
         metadata=metadata,
-        form=character.form,
-        mcp_servers=[PublicMCPServer.of(s) for s in character.mcp_servers],
-        llm=character.llm,
-        stt=character.stt,
-        max_duration_seconds=character.max_duration_seconds,
     )
 
 
