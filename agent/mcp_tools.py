@@ -33,6 +33,7 @@ from livekit.agents.llm.mcp import MCPServerHTTP
 from characters.events import Error, SessionEvent, ToolCall
 from characters.model import ENV_REF
 from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
+from characters.templates import lookup_metadata
 
 logger = logging.getLogger("oshara.agent.mcp")
 
@@ -82,16 +83,6 @@ def merged_headers(
                 del headers[existing]
             headers[name] = value
     return headers
-
-
-def lookup_metadata(metadata: Mapping[str, Any], path: str) -> Any:
-    """`metadata[path]`, walking dots into nested objects; None when absent."""
-    value: Any = metadata
-    for key in path.split("."):
-        if not isinstance(value, Mapping) or key not in value:
-            return None
-        value = value[key]
-    return value
 
 
 def hide_arguments(schema: dict[str, Any], hidden: set[str]) -> dict[str, Any]:

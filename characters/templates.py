@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(?:\|([^}]*))?\}\}")
@@ -20,10 +21,11 @@ class MissingVariables(ValueError):
         self.names = names
 
 
-def _lookup(metadata: dict[str, Any], path: str) -> Any:
+def lookup_metadata(metadata: Mapping[str, Any], path: str) -> Any:
+    """`metadata[path]`, walking dots into nested objects; None when absent."""
     value: Any = metadata
     for key in path.split("."):
-        if not isinstance(value, dict) or key not in value:
+        if not isinstance(value, Mapping) or key not in value:
             return None
         value = value[key]
     return value
@@ -40,7 +42,11 @@ def _as_text(value: Any) -> str:
 def missing_variables(template: str, metadata: dict[str, Any]) -> list[str]:
     """Placeholder names in `template` that `metadata` cannot fill."""
     return sorted(
-        {m[1] for m in _PLACEHOLDER.finditer(template) if m[2] is None and _lookup(metadata, m[1]) is None}
+        {
+            m[1]
+            for m in _PLACEHOLDER.finditer(template)
+            if m[2] is None and lookup_metadata(metadata, m[1]) is None
+        }
     )
 
 
@@ -61,7 +67,7 @@ def render(template: str, metadata: dict[str, Any], *, max_length: int | None = 
     budget = [max_length if max_length is not None else float("inf")]
 
     def fill(match: re.Match[str]) -> str:
-        value = _lookup(metadata, match[1])
+        value = lookup_metadata(metadata, match[1])
         text = match[2].strip() if value is None else _as_text(value)
         budget[0] -= len(text)
         if budget[0] < 0:
