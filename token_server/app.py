@@ -103,6 +103,18 @@ async def demo_view(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path)
 
 
+async def every(seconds: float, job: Callable[[], Awaitable[object]], failed: str) -> None:
+    """Run `job` every `seconds` until cancelled; a failed run is logged and the next goes on."""
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(failed)
+        await asyncio.sleep(seconds)
+
+
 def _delegate(key: web.AppKey, method: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A handler calling `method` of the object the app holds at `key` (made at start-up)."""
 
@@ -154,9 +166,13 @@ def create_app(settings: Settings) -> web.Application:
             app[RETRIEVAL] = Retrieval(settings, store)
             tasks = [
                 asyncio.create_task(
-                    lifecycle.run_sweeper(settings.sweep_interval_seconds), name="session-sweeper"
+                    every(settings.sweep_interval_seconds, lifecycle.sweep, "session sweep failed"),
+                    name="session-sweeper",
                 ),
-                asyncio.create_task(webhooks.run(settings.webhook_poll_seconds), name="post-call-webhooks"),
+                asyncio.create_task(
+                    every(settings.webhook_poll_seconds, webhooks.deliver_due, "webhook delivery failed"),
+                    name="post-call-webhooks",
+                ),
             ]
             yield
             for task in tasks:

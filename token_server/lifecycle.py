@@ -10,7 +10,6 @@ servers may sweep at once (each transition is conditional and happens once).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -69,14 +68,3 @@ class SessionLifecycle:
             # Close the room so the agent (and any user) leave; the session is ended either way.
             await self._rooms.delete_room(row.room_name)
         return ended
-
-    async def run_sweeper(self, interval_seconds: float) -> None:
-        """Sweep every `interval_seconds` until cancelled; a failed sweep is logged and retried."""
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("session sweep failed")
-            await asyncio.sleep(interval_seconds)

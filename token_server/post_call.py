@@ -14,7 +14,6 @@ timestamps more than five minutes old.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -161,17 +160,6 @@ class PostCallWebhooks:
                 "outcome": values.get("status", "retry"),
             },
         )
-
-    async def run(self, poll_seconds: float) -> None:
-        """Deliver due webhooks every `poll_seconds` until cancelled."""
-        while True:
-            try:
-                await self.deliver_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook delivery loop failed")
-            await asyncio.sleep(poll_seconds)
 
 
 def _claim_due(conn: sa.Connection, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[sa.Row]:
