@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy.engine import make_url
 
 from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET, LiveKitState, create_standin
 from token_server.app import create_app
@@ -20,8 +21,17 @@ from token_server.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_CHARACTERS = FIXTURES / "characters"
-# PostgreSQL runs on 127.0.0.1:5432 on the development and CI machines (trust auth).
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REPO = Path(__file__).resolve().parent.parent
+# `make test` starts the tests' own PostgreSQL (scripts/postgres.sh) and reaches it through
+# its Unix socket, which the test run's network namespace shares with the host.
+PG_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_ADMIN_URL", f"postgresql://postgres@/postgres?host={REPO}/.tools/postgres/socket&port=5432"
+)
+
+
+def pg_database_url(name: str, driver: str = "postgresql+asyncpg") -> str:
+    """The URL of database `name` on the tests' PostgreSQL server."""
+    return make_url(PG_ADMIN_URL).set(drivername=driver, database=name).render_as_string(hide_password=False)
 
 
 async def _create_pg_database() -> tuple[str, str]:
@@ -31,8 +41,7 @@ async def _create_pg_database() -> tuple[str, str]:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return name, f"{base}/{name}"
+    return name, pg_database_url(name)
 
 
 async def _drop_pg_database(name: str) -> None:
