@@ -7,13 +7,21 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
-# Debian packages the tests use: speech for the voice pipeline, a browser for the widget.
-SYSTEM_PACKAGES := espeak-ng chromium
+# Debian packages the tests use: speech for the voice pipeline, a browser for the widget,
+# ip for the test run's network namespace. (PostgreSQL: scripts/postgres.sh.)
+SYSTEM_PACKAGES := espeak-ng chromium iproute2
 # The load generator the benchmarks drive servers with.
 BENCH_PACKAGES := wrk
+# The LiveKit server, pinned here only: `make livekit` uses a livekit-server on PATH, else
+# builds this version from its Go module into .tools/ (rebuilt when the version changes).
+LIVEKIT_VERSION := v1.13.5
+LIVEKIT_MODULE := github.com/livekit/livekit-server/cmd/server
+LIVEKIT_BUILT := .tools/livekit-server-$(LIVEKIT_VERSION)/livekit-server
+LIVEKIT_SERVER ?= $(or $(shell command -v livekit-server 2>/dev/null),$(LIVEKIT_BUILT))
+export LIVEKIT_SERVER
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps bench-deps dev test lint format widget widget-check bench bench-quick clean
+.PHONY: help install system-deps bench-deps livekit postgres dev test lint format widget widget-check bench bench-quick clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +49,18 @@ system-deps: ## Install the Debian packages the tests need (as root; otherwise s
 bench-deps:
 	$(call apt_install,$(BENCH_PACKAGES))
 
+livekit: $(LIVEKIT_SERVER) ## Provide livekit-server: the one on PATH, else build the pinned version into .tools/
+
+$(LIVEKIT_BUILT):
+	@command -v go >/dev/null || { echo "livekit-server is missing: install Go 1.22 or newer (Debian: golang-go), or put a livekit-server binary on PATH"; exit 1; }
+	@echo "building livekit-server $(LIVEKIT_VERSION) from its Go module (a few minutes, once)"
+	@rm -rf $(@D).tmp && mkdir -p $(@D).tmp
+	GOBIN=$(abspath $(@D).tmp) go install $(LIVEKIT_MODULE)@$(LIVEKIT_VERSION)
+	@mkdir -p $(@D) && mv $(@D).tmp/server $@ && rm -rf $(@D).tmp
+
+postgres: ## Install Debian's PostgreSQL if missing and start the tests' own cluster in .tools/postgres
+	@scripts/postgres.sh >/dev/null
+
 dev: $(STAMP) ## Run the token server and the agent worker, with its voice service (Ctrl-C stops all)
 	@# Ctrl-C reaches both processes from the terminal; a TERM sent to make is passed on.
 	@trap 'kill $$(jobs -p) 2>/dev/null' TERM; trap : INT; \
@@ -48,8 +68,10 @@ dev: $(STAMP) ## Run the token server and the agent worker, with its voice servi
 	TOKEN_SERVER_URL=http://$(HOST):$(PORT) $(BIN)/python -m agent dev & \
 	wait; wait
 
-test: $(STAMP) system-deps ## Run the whole test suite (SQLite and PostgreSQL, voice, browser)
-	$(BIN)/python -m pytest
+test: $(STAMP) system-deps livekit ## Run the whole test suite (SQLite and PostgreSQL, voice, browser, e2e calls)
+	@# Every test runs inside a network namespace of its own: nothing it sends leaves the machine.
+	TEST_POSTGRES_ADMIN_URL="$${TEST_POSTGRES_ADMIN_URL:-$$(scripts/postgres.sh)}" \
+	  scripts/netns.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff: lint and format check
 	$(BIN)/ruff check .
@@ -71,5 +93,5 @@ bench: $(STAMP) bench-deps ## Every benchmark section, tables and JSON, against 
 bench-quick: $(STAMP) bench-deps ## The short version of every benchmark section (about a minute)
 	$(BIN)/python -m bench --quick
 
-clean: ## Remove .venv, caches and the local SQLite database
+clean: ## Remove .venv, caches and the local SQLite database (keeps .tools: livekit-server, PostgreSQL)
 	rm -rf $(VENV) .pytest_cache .ruff_cache data
