@@ -3,8 +3,11 @@ AgentDispatchService, speaking protobuf (or JSON) as livekit-api does.
 
 It verifies each request's JWT with livekit-api's `TokenVerifier` (signature,
 issuer, expiry) and the grant the real server requires, records what it was
-asked, and can be told to fail or stall. Run it alone with
-`python -m tests.standins.livekit --port 7880` (the benchmark does).
+asked, and can be told to fail or stall. ListRooms answers from the rooms it
+created and has not deleted; `LiveKitState.restart()` loses them all, as a
+restarted livekit-server does, and `list_fail_status` fails ListRooms alone.
+Run it alone with `python -m tests.standins.livekit --port 7880` (the benchmark
+does).
 """
 
 from __future__ import annotations
@@ -34,10 +37,17 @@ class LiveKitState:
     created: list[room.CreateRoomRequest] = field(default_factory=list)
     dispatches: list[agent_dispatch.CreateAgentDispatchRequest] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    listed: list[room.ListRoomsRequest] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
     fail_status: int | None = None
+    # Fails ListRooms only, so sessions can still start while LiveKit cannot list.
+    list_fail_status: int | None = None
     delay_seconds: float = 0.0
     record: bool = True
+
+    def restart(self) -> None:
+        """Lose every room without a word, as a restarted livekit-server does."""
+        self.rooms.clear()
 
 
 STATE = web.AppKey("livekit_state", LiveKitState)
@@ -137,12 +147,40 @@ async def delete_room(request: web.Request) -> web.Response:
     return _encode(room.DeleteRoomResponse(), request.content_type)
 
 
+async def list_rooms(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    grants = _verify(request, state)
+    if isinstance(grants, web.Response):
+        return grants
+    if not grants.room_list:
+        return _twirp_error(403, "permission_denied", "roomList grant required")
+    if state.delay_seconds:
+        await asyncio.sleep(state.delay_seconds)
+    status = state.list_fail_status or state.fail_status
+    if status:
+        return _twirp_error(status, "internal", "stand-in told to fail")
+    req = _decode(await request.read(), request.content_type, room.ListRoomsRequest())
+    if state.record:
+        state.listed.append(req)
+    # As the real server does: no names lists every room, names list those that exist.
+    names = list(req.names) or list(state.rooms)
+    out = room.ListRoomsResponse(
+        rooms=[
+            models.Room(sid="RM_" + name[-12:], name=name, metadata=state.rooms[name].metadata)
+            for name in names
+            if name in state.rooms
+        ]
+    )
+    return _encode(out, request.content_type)
+
+
 def create_standin(state: LiveKitState | None = None) -> web.Application:
     """The stand-in app, recording into `state`."""
     app = web.Application()
     app[STATE] = state or LiveKitState()
     app.router.add_post("/twirp/livekit.RoomService/CreateRoom", create_room)
     app.router.add_post("/twirp/livekit.RoomService/DeleteRoom", delete_room)
+    app.router.add_post("/twirp/livekit.RoomService/ListRooms", list_rooms)
     app.router.add_post("/twirp/livekit.AgentDispatchService/CreateDispatch", create_dispatch)
     return app
 
