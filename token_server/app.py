@@ -145,7 +145,9 @@ def create_app(settings: Settings) -> web.Application:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             store = SessionStore(db)
             rooms = LiveKitRooms(settings, http)
-            lifecycle = SessionLifecycle(store, characters, rooms)
+            lifecycle = SessionLifecycle(
+                store, characters, rooms, reconcile_grace_seconds=settings.reconcile_grace_seconds
+            )
             webhooks = PostCallWebhooks(
                 db,
                 http,
@@ -168,6 +170,12 @@ def create_app(settings: Settings) -> web.Application:
                 asyncio.create_task(
                     every(settings.sweep_interval_seconds, lifecycle.sweep, "session sweep failed"),
                     name="session-sweeper",
+                ),
+                asyncio.create_task(
+                    every(
+                        settings.reconcile_interval_seconds, lifecycle.reconcile, "session reconcile failed"
+                    ),
+                    name="session-reconciler",
                 ),
                 asyncio.create_task(
                     every(settings.webhook_poll_seconds, webhooks.deliver_due, "webhook delivery failed"),

@@ -1,15 +1,18 @@
-"""The life of a session after it starts: joined, ended, swept.
+"""The life of a session after it starts: joined, ended, swept, reconciled.
 
 A session ends, and frees its slot, by whichever comes first: LiveKit's
 `room_finished` webhook, the agent reporting the end, nobody joining within the
-join window (the user's, not the agent's, arrival), or passing the character's
-maximum duration. The last two are found by
-a periodic sweep of the database, so they survive restarts and several token
-servers may sweep at once (each transition is conditional and happens once).
+join window (the user's, not the agent's, arrival), passing the character's
+maximum duration, or its room vanishing from LiveKit. The join window and the
+maximum duration are found by a periodic sweep of the database, so they survive
+restarts; a vanished room (a restarted livekit-server sends no `room_finished`) by
+a periodic reconcile against LiveKit's ListRooms. Several token servers may sweep
+and reconcile at once: each transition is conditional and happens once.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -24,11 +27,23 @@ log = logging.getLogger("token_server.lifecycle")
 class SessionLifecycle:
     """Moves sessions through pending → active → ended."""
 
-    def __init__(self, store: SessionStore, characters: dict[str, Character], rooms: LiveKitRooms) -> None:
-        """Record in `store`; look up webhooks in `characters`; close rooms through `rooms`."""
+    def __init__(
+        self,
+        store: SessionStore,
+        characters: dict[str, Character],
+        rooms: LiveKitRooms,
+        *,
+        reconcile_grace_seconds: float,
+    ) -> None:
+        """Record in `store`; look up webhooks in `characters`; close and list rooms through `rooms`.
+
+        `reconcile_grace_seconds`: how old a session must be before a missing room ends
+        it; longer than a CreateRoom may take.
+        """
         self._store = store
         self._characters = characters
         self._rooms = rooms
+        self._reconcile_grace = dt.timedelta(seconds=reconcile_grace_seconds)
 
     async def joined(self, session_id: str, reason: str, *, user: bool) -> bool:
         """The user or the agent joined: `pending` becomes `active`.
@@ -67,4 +82,25 @@ class SessionLifecycle:
             ended += 1
             # Close the room so the agent (and any user) leave; the session is ended either way.
             await self._rooms.delete_room(row.room_name)
+        return ended
+
+    async def reconcile(self) -> int:
+        """End every live session whose room LiveKit no longer has; returns how many.
+
+        Only sessions created more than the grace period before this pass began are
+        asked about, so a start still creating its room (or one made during the pass)
+        is never ended. When LiveKit cannot answer, nothing is ended.
+        """
+        candidates = await self._store.live_created_before(utcnow() - self._reconcile_grace)
+        if not candidates:
+            return 0
+        existing = await self._rooms.existing_rooms([row.room_name for row in candidates])
+        if existing is None:
+            return 0
+        ended = 0
+        for row in candidates:
+            if row.room_name not in existing and await self.end(row.id, row.character, "room_vanished"):
+                ended += 1
+        if ended:
+            log.warning("livekit lost the rooms of live sessions", extra={"sessions": ended})
         return ended

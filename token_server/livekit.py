@@ -1,4 +1,4 @@
-"""LiveKit: one CreateRoom per session, and the browser's join token.
+"""LiveKit: one CreateRoom per session, the browser's join token, and which rooms exist.
 
 The room, its configuration and the agent dispatch are created together.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 import aiohttp
 from livekit import api
@@ -17,9 +18,12 @@ from .settings import Settings
 
 log = logging.getLogger("token_server.livekit")
 
+# Room names per ListRooms call: a few kilobytes of request, however many sessions are live.
+LIST_ROOMS_BATCH = 200
+
 
 class LiveKitRooms:
-    """Creates session rooms through LiveKit's server API and signs join tokens."""
+    """Creates, closes and lists session rooms through LiveKit's server API; signs join tokens."""
 
     def __init__(self, settings: Settings, http_session: aiohttp.ClientSession) -> None:
         """Talk to the LiveKit server `settings` names, over `http_session`."""
@@ -79,6 +83,28 @@ class LiveKitRooms:
             )
             return False
         return True
+
+    async def existing_rooms(self, room_names: Sequence[str]) -> set[str] | None:
+        """Which of `room_names` LiveKit still has, or None when it could not say.
+
+        Asks ListRooms filtered by name, `LIST_ROOMS_BATCH` names per call. Any failed
+        call (refused, unreachable, too slow) makes the whole answer None, logged once:
+        a LiveKit that cannot answer must not look like one that lost every room.
+        """
+        found: set[str] = set()
+        for start in range(0, len(room_names), LIST_ROOMS_BATCH):
+            batch = list(room_names[start : start + LIST_ROOMS_BATCH])
+            try:
+                async with asyncio.timeout(self._settings.livekit_timeout_seconds):
+                    listed = await self._api.room.list_rooms(api.ListRoomsRequest(names=batch))
+            except api.ServerError as exc:
+                log.warning("livekit did not list rooms", extra={"status": exc.status, "code": exc.code})
+                return None
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                log.warning("livekit did not list rooms", extra={"error": type(exc).__name__})
+                return None
+            found.update(r.name for r in listed.rooms)
+        return found
 
     def participant_token(self, *, room_name: str, identity: str) -> str:
         """A join token for `room_name` only: publish the microphone, subscribe, send data."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from characters import DEFAULT_CHARACTERS_DIR
@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     # How often pending sessions past their join window and active ones past their
     # maximum duration are ended.
     sweep_interval_seconds: float = Field(10.0, gt=0)
+    # How often live sessions are checked against the rooms LiveKit still has (a
+    # restarted livekit-server loses its rooms without a `room_finished` webhook).
+    reconcile_interval_seconds: float = Field(30.0, gt=0)
+    # Only sessions older than this are checked, so a start still waiting for its
+    # CreateRoom is never taken for a vanished room; longer than the LiveKit timeout.
+    reconcile_grace_seconds: float = Field(60.0, gt=0)
     webhook_poll_seconds: float = Field(2.0, gt=0)
     webhook_timeout_seconds: float = Field(10.0, gt=0)
     webhook_retry_base_seconds: float = Field(10.0, gt=0)
@@ -56,3 +62,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _grace_outlasts_create_room(self) -> Settings:
+        if self.reconcile_grace_seconds <= self.livekit_timeout_seconds:
+            raise ValueError(
+                "RECONCILE_GRACE_SECONDS must be longer than LIVEKIT_TIMEOUT_SECONDS, or a session "
+                "still waiting for CreateRoom could be ended as if its room had vanished"
+            )
+        return self

@@ -260,6 +260,16 @@ class SessionStore:
             rows = (await conn.execute(query)).all()
         return [(r, "join_timeout" if r.no_user else "max_duration") for r in rows]
 
+    async def live_created_before(self, cutoff: dt.datetime) -> list[sa.Row]:
+        """Live sessions (id, character, room name) created before `cutoff`, oldest first."""
+        query = (
+            sa.select(sessions.c.id, sessions.c.character, sessions.c.room_name)
+            .where(sessions.c.status.in_(LIVE_STATUSES), sessions.c.created_at < cutoff)
+            .order_by(sessions.c.created_at)
+        )
+        async with self._db.connect() as conn:
+            return list((await conn.execute(query)).all())
+
     async def mark_user_joined(self, session_id: str) -> None:
         """Record when the user first joined a live session."""
         await self._db.write(_mark_user_joined, session_id)
