@@ -35,8 +35,8 @@ class Settings(BaseSettings):
     chatterbox_url: str | None = None
     characters_dir: Path = DEFAULT_CHARACTERS_DIR
 
-    # A job is sent no more sessions above this load (0..1, CPU-based); a job process
-    # using more memory than this is logged.
+    # A job is sent no more sessions above this load (0..1, CPU-based; 1 never refuses
+    # one); a job process using more memory than this is logged.
     load_threshold: float = Field(0.75, gt=0, le=1)
     job_memory_warn_mb: float = Field(1500, gt=0)
     # How many times in a row STT, LLM or TTS may fail before the session ends.

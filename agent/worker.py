@@ -297,9 +297,12 @@ def current_load(server: AgentServer) -> float:
 
 def build_server(settings: Settings) -> AgentServer:
     """The worker, dispatched explicitly by `settings.agent_name`."""
+    # LOAD_THRESHOLD=1 turns load shedding off: livekit-agents refuses a threshold above 1
+    # outside dev mode, and a load of 1.0 (a busy CPU) would count as full.
+    never_full = settings.load_threshold >= 1
     server = AgentServer(
         setup_fnc=prewarm,
-        load_fnc=current_load,
+        load_fnc=(lambda _server: 0.0) if never_full else current_load,
         load_threshold=settings.load_threshold,
         job_memory_warn_mb=settings.job_memory_warn_mb,
         ws_url=settings.livekit_url,

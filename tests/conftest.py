@@ -19,6 +19,8 @@ from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET, LiveKitS
 from token_server.app import create_app
 from token_server.settings import Settings
 
+pytest_plugins = ["tests.e2e_support.fixtures"]
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_CHARACTERS = FIXTURES / "characters"
 REPO = Path(__file__).resolve().parent.parent
