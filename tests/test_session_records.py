@@ -165,6 +165,35 @@ async def test_an_agent_without_its_user_still_ends_at_the_join_deadline(client,
     assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
 
 
+async def test_an_agent_leaving_without_ending_ends_the_session_and_closes_the_room(client, livekit_state):
+    first, _ = await fill_the_limit(client)
+    room = first["room_name"]
+    user = room_event("participant_joined", room, event_id="EV_user", identity=first["participant_identity"])
+    assert (await send_webhook(client, user)).status == 200
+    # a user leaving is not the end: the agent's report or room_finished says so
+    gone = room_event("participant_left", room, event_id="EV_user_left", identity="someone-else")
+    assert (await send_webhook(client, gone)).status == 200
+    assert (await status_of(client, first["session_id"]))["status"] == "active"
+    # the agent's worker died: LiveKit says it left, and the user is not left in a silent room
+    left = room_event("participant_left", room, event_id="EV_agent_left", identity="agent-1", agent=True)
+    assert (await send_webhook(client, left)).status == 200
+    record = await status_of(client, first["session_id"])
+    assert (record["status"], record["end_reason"]) == ("ended", "agent_left")
+    assert livekit_state.deleted == [room]
+    assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
+
+
+async def test_an_agent_leaving_after_its_report_changes_nothing(client, livekit_state):
+    first, _ = await fill_the_limit(client)
+    room = first["room_name"]
+    await post_events(client, first["session_id"], [{"type": "session_ended", "reason": "user said bye"}])
+    left = room_event("participant_left", room, event_id="EV_agent_left", identity="agent-1", agent=True)
+    assert (await send_webhook(client, left)).status == 200
+    record = await status_of(client, first["session_id"])
+    assert record["end_reason"] == "agent:user said bye"
+    assert livekit_state.deleted == []
+
+
 @pytest.mark.parametrize("how", ["report", "webhook"])
 async def test_once_the_user_joins_the_join_deadline_no_longer_applies(client, how):
     first = await start(client)

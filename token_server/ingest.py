@@ -68,6 +68,10 @@ class Ingest:
             is_agent = event.participant.kind == api.ParticipantInfo.Kind.AGENT
             reason = "agent_joined" if is_agent else "participant_joined"
             await self._lifecycle.joined(row.id, reason, user=not is_agent)
+        elif kind == "participant_left" and event.participant.kind == api.ParticipantInfo.Kind.AGENT:
+            # An agent that ends a call reports it first; one that just leaves (its worker
+            # died or was stopped) leaves the user in a silent room: close it.
+            await self._lifecycle.agent_left(row.id, row.character, row.room_name)
         elif kind == "room_finished":
             await self._lifecycle.end(row.id, row.character, "room_finished")
         return web.json_response({"ok": True, "session": row.id})

@@ -73,6 +73,13 @@ class SessionLifecycle:
             await self._store.set_usage(session_id, usage)
         return moved
 
+    async def agent_left(self, session_id: str, character: str, room_name: str) -> bool:
+        """The agent left a live session without ending it: end it and close the room."""
+        if not await self.end(session_id, character, "agent_left"):
+            return False
+        await self._rooms.delete_room(room_name)
+        return True
+
     async def sweep(self) -> int:
         """End every session past its join window or maximum duration; returns how many."""
         ended = 0
