@@ -88,14 +88,19 @@ class LiveKitConfig:
         )
 
     @property
+    def _listen_host(self) -> str:
+        host = self.bind_address or self.node_ip
+        return f"[{host}]" if ":" in host else host
+
+    @property
     def ws_url(self) -> str:
-        """The signalling URL clients and the worker connect to."""
-        return f"ws://{self.node_ip}:{self.port}"
+        """The signalling URL clients and the worker connect to (where it listens)."""
+        return f"ws://{self._listen_host}:{self.port}"
 
     @property
     def http_url(self) -> str:
         """The server API's URL (RoomService, AgentDispatchService)."""
-        return f"http://{self.node_ip}:{self.port}"
+        return f"http://{self._listen_host}:{self.port}"
 
     def as_dict(self) -> dict[str, Any]:
         """The server's YAML config as a dict."""
@@ -164,6 +169,9 @@ class LiveKitServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # A group of its own: a terminal's Ctrl-C reaches whoever started it, who
+                # stops it after the processes that use it.
+                process_group=0,
             )
         deadline = time.monotonic() + timeout
         while not answers(self.config.http_url, timeout=0.5):
@@ -179,13 +187,23 @@ class LiveKitServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return ""
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop it gracefully (SIGTERM), or kill it after `timeout` seconds."""
+    def stop(self, timeout: float = 10.0, *, grace: float = 2.0) -> None:
+        """Stop it gracefully (SIGTERM), or kill it after `timeout` seconds.
+
+        On its first SIGTERM the server waits for every participant to leave; a second
+        one, `grace` seconds later, makes it close their rooms and exit.
+        """
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
         try:
-            self.process.wait(timeout)
+            self.process.wait(min(grace, timeout))
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        self.process.terminate()
+        try:
+            self.process.wait(max(timeout - grace, 0.1))
         except subprocess.TimeoutExpired:
             self.kill()
 
