@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import warnings
 from typing import Annotated, Any, Literal
 
 import jwt
@@ -166,3 +167,21 @@ def verify_ingest_token(token: str, api_key: str, api_secret: str) -> str:
         leeway=5,
     )
     return str(claims["sub"])
+
+
+SHORT_KEY_WARNING = (
+    "LIVEKIT_API_SECRET is shorter than 32 bytes: fine for livekit-server --dev, not for production"
+)
+
+
+def quiet_short_secret(api_secret: str) -> bool:
+    """For a secret under 32 bytes, silence PyJWT's key-length warning; True when it did.
+
+    PyJWT warns about a short HMAC key on the tokens it signs (the dev secret `secret`
+    is 6 bytes), from every call site in every process; a service says
+    `SHORT_KEY_WARNING` once at start-up instead.
+    """
+    if len(api_secret.encode()) >= 32:
+        return False
+    warnings.filterwarnings("ignore", message="The HMAC key is .* bytes long")
+    return True

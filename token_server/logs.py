@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-import warnings
+
+from characters.events import SHORT_KEY_WARNING, quiet_short_secret
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -29,8 +30,5 @@ def configure_logging(level: str) -> None:
 
 def warn_about_short_secret(secret: str) -> None:
     """Say once that a short LiveKit secret is for development, instead of a warning per token."""
-    if len(secret.encode()) < 32:
-        logging.getLogger("token_server").warning(
-            "LIVEKIT_API_SECRET is shorter than 32 bytes: fine for livekit-server --dev, not for production"
-        )
-        warnings.filterwarnings("ignore", message="The HMAC key is .* bytes long")
+    if quiet_short_secret(secret):
+        logging.getLogger("token_server").warning(SHORT_KEY_WARNING)
