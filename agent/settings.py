@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from characters.loader import DEFAULT_CHARACTERS_DIR
@@ -46,3 +46,9 @@ class Settings(BaseSettings):
     provider_retry_interval: float = Field(1.0, ge=0, le=30)
     # Size limit of the session metadata block shown to the LLM, in bytes of JSON.
     metadata_prompt_limit: int = Field(4000, ge=100, le=100_000)
+
+    @field_validator("deepgram_api_key", "openai_api_key", "openai_base_url", "chatterbox_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `.env.example` lists `DEEPGRAM_API_KEY=`: an empty value means "not set", not a key
+        return None if isinstance(value, str) and not value.strip() else value

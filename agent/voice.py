@@ -9,6 +9,7 @@ ships in livekit-local-inference, with VAD-based interruptions.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +27,20 @@ from .tts import TTS as ChatterboxTTS
 logger = logging.getLogger("oshara.agent.voice")
 
 
+EMBEDDED_VOICE_ERROR_ENV = "OSHARA_EMBEDDED_VOICE_ERROR"
+"""Set by `python -m agent` when CHATTERBOX_URL is unset and its embedded voice service
+did not start: why, naming the command that fixes it, for every session to report."""
+
+
 class ProviderUnavailable(RuntimeError):
-    """A model cannot be built: missing key or plugin. The message names the setting."""
+    """Models cannot be built: a key, URL or voice service is missing.
+
+    `missing` holds one sentence per model, each naming the setting or the command.
+    """
+
+    def __init__(self, *missing: str) -> None:
+        super().__init__("; ".join(missing))
+        self.missing = list(missing)
 
 
 @dataclass
@@ -54,10 +67,40 @@ def stt_language(config: SessionConfig) -> str:
     return config.language or "multi"
 
 
+def missing_providers(settings: Settings) -> list[str]:
+    """What keeps the STT, LLM and TTS from being built, one sentence each; empty when nothing.
+
+    The LLM is judged on the settings alone: a character's own `llm.base_url` may still
+    provide one.
+    """
+    found = (_stt_missing(settings), _llm_missing(settings, None), _tts_missing(settings))
+    return [m for m in found if m]
+
+
+def _stt_missing(settings: Settings) -> str | None:
+    if settings.deepgram_api_key is None:
+        return "DEEPGRAM_API_KEY is not set: no speech recognition"
+    return None
+
+
+def _llm_missing(settings: Settings, character_base_url: str | None) -> str | None:
+    if settings.openai_api_key is None and not (character_base_url or settings.openai_base_url):
+        return "OPENAI_API_KEY is not set (nor OPENAI_BASE_URL for an OpenAI-compatible server): no LLM"
+    return None
+
+
+def _tts_missing(settings: Settings) -> str | None:
+    if settings.chatterbox_url:
+        return None
+    why = os.environ.get(EMBEDDED_VOICE_ERROR_ENV) or "no embedded voice service is running"
+    return f"CHATTERBOX_URL is not set and {why}: no voice"
+
+
 def build_stt(config: SessionConfig, settings: Settings) -> stt.STT:
     """Deepgram streaming STT for the session's language."""
-    if settings.deepgram_api_key is None:
-        raise ProviderUnavailable("DEEPGRAM_API_KEY is not set")
+    if missing := _stt_missing(settings):
+        raise ProviderUnavailable(missing)
+    assert settings.deepgram_api_key is not None
     return deepgram.STT(
         model=config.stt.model,
         language=stt_language(config),
@@ -68,12 +111,12 @@ def build_stt(config: SessionConfig, settings: Settings) -> stt.STT:
 
 def build_llm(config: SessionConfig, settings: Settings) -> llm.LLM:
     """An OpenAI-compatible chat-completions LLM; the character's base URL wins."""
-    base_url = str(config.llm.base_url) if config.llm.base_url else settings.openai_base_url
-    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    if api_key is None:
-        if base_url is None:
-            raise ProviderUnavailable("OPENAI_API_KEY is not set")
-        api_key = "not-needed"  # a local OpenAI-compatible server may not check keys
+    character_base_url = str(config.llm.base_url) if config.llm.base_url else None
+    if missing := _llm_missing(settings, character_base_url):
+        raise ProviderUnavailable(missing)
+    base_url = character_base_url or settings.openai_base_url
+    # a local OpenAI-compatible server may not check keys
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
     kwargs: dict[str, Any] = {
         "model": config.llm.model,
         "api_key": api_key,
@@ -89,10 +132,12 @@ def build_tts(config: SessionConfig, settings: Settings) -> tts.TTS:
 
     Raises:
         ProviderUnavailable: no voice service URL (CHATTERBOX_URL, or the embedded
-            service that `python -m agent` starts when it is unset).
+            service that `python -m agent` starts when it is unset); the message says
+            why the embedded one did not start.
     """
-    if not settings.chatterbox_url:
-        raise ProviderUnavailable("CHATTERBOX_URL is not set and no embedded voice service is running")
+    if missing := _tts_missing(settings):
+        raise ProviderUnavailable(missing)
+    assert settings.chatterbox_url is not None
     return ChatterboxTTS(
         base_url=settings.chatterbox_url,
         voice_model=config.voice_model,

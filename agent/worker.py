@@ -212,8 +212,13 @@ async def _converse(
     try:
         models = build_models(config, settings, _local_models(ctx))
     except ProviderUnavailable as exc:
-        logger.error("a provider is not configured; leaving", extra={"session_id": config.session_id})
-        report(Error(source="config", message=str(exc), recoverable=False))
+        # the job has joined the room: say what is missing, to the log and to the record
+        for missing in exc.missing:
+            logger.error(
+                "a provider is not configured; leaving",
+                extra={"session_id": config.session_id, "missing": missing},
+            )
+            report(Error(source="config", message=missing, recoverable=False))
         report(SessionEnded(reason="provider not configured"))
         await leave("provider not configured")
         return None
@@ -260,25 +265,26 @@ async def _converse(
 
 
 def _build_models(config: SessionConfig, settings: Settings, local: LocalModels) -> SessionModels:
+    """The session's models; every one that cannot be built is named in one ProviderUnavailable."""
     console = bool(os.environ.get(CONSOLE_CHARACTER_ENV))
+    missing: list[str] = []
 
-    def optional(build: Callable[[SessionConfig, Settings], Any], what: str) -> Any:
-        # the console's text mode needs neither STT nor TTS; a real session needs both
+    def build(builder: Callable[[SessionConfig, Settings], Any], what: str | None) -> Any:
+        # the console's text mode needs neither STT nor TTS (`what` names them); a real
+        # session needs all three
         try:
-            return build(config, settings)
-        except ProviderUnavailable:
-            if not console:
-                raise
-            logger.warning("no %s configured: the console runs text only", what)
+            return builder(config, settings)
+        except ProviderUnavailable as exc:
+            if console and what:
+                logger.warning("no %s configured: the console runs text only", what)
+            else:
+                missing.extend(exc.missing)
             return None
 
-    return SessionModels(
-        vad=local.vad,
-        turn_detector=local.turn_detector,
-        stt=optional(build_stt, "STT"),
-        llm=build_llm(config, settings),
-        tts=optional(build_tts, "TTS"),
-    )
+    stt, llm, tts = build(build_stt, "STT"), build(build_llm, None), build(build_tts, "TTS")
+    if missing:
+        raise ProviderUnavailable(*missing)
+    return SessionModels(vad=local.vad, turn_detector=local.turn_detector, stt=stt, llm=llm, tts=tts)
 
 
 def current_load(server: AgentServer) -> float:

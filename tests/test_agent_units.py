@@ -206,6 +206,31 @@ def test_missing_provider_settings_are_named():
         build_tts(session_config(), settings)
 
 
+def test_empty_provider_settings_are_unset_and_every_missing_one_is_named(monkeypatch):
+    from agent.voice import EMBEDDED_VOICE_ERROR_ENV, ProviderUnavailable, missing_providers
+
+    monkeypatch.setenv(EMBEDDED_VOICE_ERROR_ENV, "the embedded voice service cannot start: run `x`")
+    # `KEY=` lines of a copied .env.example
+    settings = Settings(_env_file=None, deepgram_api_key="", openai_api_key=" ", chatterbox_url="")
+    assert settings.deepgram_api_key is None and settings.openai_api_key is None
+    missing = missing_providers(settings)
+    assert [m.split(" ")[0] for m in missing] == ["DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CHATTERBOX_URL"]
+    assert "OPENAI_BASE_URL" in missing[1]
+    assert (
+        missing[2]
+        == "CHATTERBOX_URL is not set and the embedded voice service cannot start: run `x`: no voice"
+    )
+    ready = Settings(
+        _env_file=None,
+        deepgram_api_key="dg",
+        openai_base_url="http://127.0.0.1:9/v1",  # a local server needs no key
+        chatterbox_url="http://127.0.0.1:9",
+    )
+    assert missing_providers(ready) == []
+    both = ProviderUnavailable(*missing[:2])
+    assert both.missing == missing[:2] and str(both) == "; ".join(missing[:2])
+
+
 def test_reporter_turns_chat_items_into_transcripts_and_turn_metrics():
     events: list[SessionEvent] = []
     reporter = SessionReporter(events.append, language="en-US")

@@ -21,7 +21,7 @@ from livekit.plugins import openai
 
 from agent.conversation import Conversation, SessionModels
 from agent.settings import Settings
-from agent.voice import LocalModels, load_local_models
+from agent.voice import EMBEDDED_VOICE_ERROR_ENV, LocalModels, load_local_models
 from agent.worker import build_server, console_session, current_load, prewarm, run_session
 from characters.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
@@ -317,3 +317,43 @@ def test_console_session_renders_the_character_without_metadata():
     assert "Sam from support" in config.greeting and "{{" not in config.greeting
     assert "{{" not in config.system_prompt
     assert dispatch.mcp_server_headers == {"orders": {"Authorization": "Bearer ${ORDERS_MCP_TOKEN}"}}
+
+
+async def test_missing_providers_are_each_named_in_the_log_and_the_session_record(
+    client, livekit_state, local_models, monkeypatch, caplog
+):
+    # no provider keys, no voice service: what `make dev` gives a newcomer
+    why = "the embedded voice service cannot start: fetch it with `python -m agent.tts download chatterbox-en-v1`"
+    monkeypatch.setenv(EMBEDDED_VOICE_ERROR_ENV, why)
+    room_name, room_md, dispatch_md = await started_session(client, livekit_state)
+    session_id = SessionConfig.from_json(room_md).session_id
+    settings = Settings(
+        _env_file=None,
+        livekit_api_key=DEFAULT_API_KEY,
+        livekit_api_secret=DEFAULT_API_SECRET,
+        token_server_url=str(client.make_url("")),
+        deepgram_api_key="",  # `DEEPGRAM_API_KEY=` in a copied .env.example is not a key
+    )
+    shutdowns: list[str] = []
+    with job_context(room=fake_room(room_name, room_md), job_metadata=dispatch_md) as ctx:
+        ctx.proc.userdata["oshara_local_models"] = local_models
+        ctx._on_shutdown = shutdowns.append
+        assert await run_session(ctx, settings) is None
+    assert shutdowns == ["provider not configured"]
+
+    resp = await client.get(
+        f"/v1/sessions/{session_id}/logs", headers={"Authorization": "Bearer server-key-1"}
+    )
+    assert resp.status == 200, await resp.text()
+    events = (await resp.json())["events"]
+    errors = [e for e in events if e["type"] == "error"]
+    assert all(e["source"] == "config" and e["recoverable"] is False for e in errors)
+    messages = [e["message"] for e in errors]
+    assert len(messages) == 3
+    assert messages[0].startswith("DEEPGRAM_API_KEY is not set")
+    assert messages[1].startswith("OPENAI_API_KEY is not set") and "OPENAI_BASE_URL" in messages[1]
+    assert messages[2] == f"CHATTERBOX_URL is not set and {why}: no voice"
+    assert next(e for e in events if e["type"] == "session_ended")["reason"] == "provider not configured"
+    # the worker's log says the same, one line each
+    logged = [r.missing for r in caplog.records if r.getMessage() == "a provider is not configured; leaving"]
+    assert logged == messages
