@@ -27,7 +27,7 @@ from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess
 from pydantic import ValidationError
 
-from characters.events import Error, SessionEnded, SessionEvent, UserJoined
+from characters.events import Error, SessionEnded, SessionEvent, UserJoined, quiet_short_secret
 from characters.loader import load_characters
 from characters.session_config import DispatchConfig, SessionConfig
 from characters.templates import render
@@ -106,7 +106,10 @@ async def delete_room(settings: Settings, room_name: str) -> None:
 
 async def entrypoint(ctx: JobContext) -> None:
     """Run one session in the job's room."""
-    await run_session(ctx, Settings())
+    settings = Settings()
+    # `python -m agent` said so once at start-up; no warning per token in every job
+    quiet_short_secret(settings.livekit_api_secret.get_secret_value())
+    await run_session(ctx, settings)
 
 
 async def run_session(

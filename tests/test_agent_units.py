@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from livekit.agents import llm
@@ -229,6 +230,20 @@ def test_empty_provider_settings_are_unset_and_every_missing_one_is_named(monkey
     assert missing_providers(ready) == []
     both = ProviderUnavailable(*missing[:2])
     assert both.missing == missing[:2] and str(both) == "; ".join(missing[:2])
+
+
+def test_the_worker_names_the_command_that_fetches_missing_voice_weights(monkeypatch, tmp_path):
+    from agent.__main__ import _start_embedded_voice_service
+    from agent.voice import EMBEDDED_VOICE_ERROR_ENV
+
+    monkeypatch.setenv(EMBEDDED_VOICE_ERROR_ENV, "")
+    monkeypatch.setenv("CHATTERBOX_CACHE_DIR", str(tmp_path))  # nothing downloaded there
+    monkeypatch.delenv("CHATTERBOX_MODEL_DIR", raising=False)
+    monkeypatch.delenv("CHATTERBOX_MODELS", raising=False)
+    assert _start_embedded_voice_service() is None  # not started: no torch loaded for nothing
+    why = os.environ[EMBEDDED_VOICE_ERROR_ENV]
+    assert why.startswith("the embedded voice service cannot start: voice model 'chatterbox-en-v1'")
+    assert "python -m agent.tts download chatterbox-en-v1" in why
 
 
 def test_reporter_turns_chat_items_into_transcripts_and_turn_metrics():
