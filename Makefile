@@ -61,12 +61,9 @@ $(LIVEKIT_BUILT):
 postgres: ## Install Debian's PostgreSQL if missing and start the tests' own cluster in .tools/postgres
 	@scripts/postgres.sh >/dev/null
 
-dev: $(STAMP) ## Run the token server and the agent worker, with its voice service (Ctrl-C stops all)
-	@# Ctrl-C reaches both processes from the terminal; a TERM sent to make is passed on.
-	@trap 'kill $$(jobs -p) 2>/dev/null' TERM; trap : INT; \
-	$(BIN)/python -m token_server --host $(HOST) --port $(PORT) & \
-	TOKEN_SERVER_URL=http://$(HOST):$(PORT) $(BIN)/python -m agent dev & \
-	wait; wait
+dev: $(STAMP) livekit ## Run LiveKit (when LIVEKIT_URL is here and none answers), the token server and the worker (Ctrl-C stops all)
+	@# python -m dev starts them in that order and stops them in reverse on Ctrl-C or TERM.
+	@$(BIN)/python -m dev --host $(HOST) --port $(PORT)
 
 test: $(STAMP) system-deps livekit ## Run the whole test suite (SQLite and PostgreSQL, voice, browser, e2e calls)
 	@# Every test runs inside a network namespace of its own: nothing it sends leaves the machine.
