@@ -35,9 +35,14 @@ class Settings(BaseSettings):
     chatterbox_url: str | None = None
     characters_dir: Path = DEFAULT_CHARACTERS_DIR
 
-    # A job is sent no more sessions above this load (0..1, CPU-based; 1 never refuses
-    # one); a job process using more memory than this is logged.
+    # A worker takes no more sessions above this load (0..1): the busier of its CPU and
+    # its sessions out of MAX_SESSIONS_PER_WORKER (default two per core); at 1 the CPU is
+    # not counted. A job process using more memory than JOB_MEMORY_WARN_MB is logged.
     load_threshold: float = Field(0.75, gt=0, le=1)
+    max_sessions_per_worker: int | None = Field(None, ge=1, le=1000)
+    # The worker's own health and debug HTTP server (livekit-agents: 8081 under `start`,
+    # a free port under `dev`); 0 picks a free one, so several workers share a machine.
+    worker_http_port: int | None = Field(None, ge=0, le=65535)
     job_memory_warn_mb: float = Field(1500, gt=0)
     # How many times in a row STT, LLM or TTS may fail before the session ends.
     max_provider_errors: int = Field(3, ge=1, le=20)

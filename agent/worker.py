@@ -18,6 +18,7 @@ and the job leaves the room cleanly: the worker process never crashes on it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -262,6 +263,9 @@ async def _converse(
 
     await conversation.mcp.aclose()
     if conversation.end_call.requested and delete_room_at_end:
+        if ingest is not None:
+            # the record says why the call ended before LiveKit's room_finished does
+            await ingest.aclose()
         await delete_room(settings, ctx.room.name)
     await leave(conversation.reporter.end_reason or "session closed")
     return conversation
@@ -290,28 +294,37 @@ def _build_models(config: SessionConfig, settings: Settings, local: LocalModels)
     return SessionModels(vad=local.vad, turn_detector=local.turn_detector, stt=stt, llm=llm, tts=tts)
 
 
-def current_load(server: AgentServer) -> float:
-    """The worker's load, 0..1: the busier of CPU and running sessions per core."""
+def current_load(server: AgentServer, *, max_sessions: int | None = None, count_cpu: bool = True) -> float:
+    """The worker's load, 0..1: the busier of CPU (unless `count_cpu` is false) and sessions.
+
+    `max_sessions` running sessions are a load of 1; by default two per core, since a
+    voice session takes about half a core at steady state (VAD, turn detector, resampling).
+    """
     import psutil
 
-    cpu = psutil.cpu_percent() / 100.0  # average since the previous call
     try:
         running = len(server.active_jobs)
     except Exception:  # the process pool is not started yet
         running = 0
-    # a voice session takes about half a core at steady state (VAD, turn detector, resampling)
-    jobs = running / max(2.0 * (os.cpu_count() or 1), 1.0)
+    jobs = running / (max_sessions or max(2 * (os.cpu_count() or 1), 1))
+    cpu = psutil.cpu_percent() / 100.0 if count_cpu else 0.0  # average since the previous call
     return max(0.0, min(1.0, max(cpu, jobs)))
 
 
 def build_server(settings: Settings) -> AgentServer:
     """The worker, dispatched explicitly by `settings.agent_name`."""
-    # LOAD_THRESHOLD=1 turns load shedding off: livekit-agents refuses a threshold above 1
-    # outside dev mode, and a load of 1.0 (a busy CPU) would count as full.
-    never_full = settings.load_threshold >= 1
+    # LOAD_THRESHOLD=1 counts sessions only: livekit-agents refuses a threshold above 1
+    # outside dev mode, and a busy CPU (a load of 1.0) would otherwise count as full.
+    load = functools.partial(
+        current_load,
+        max_sessions=settings.max_sessions_per_worker,
+        count_cpu=settings.load_threshold < 1,
+    )
+    port = {} if settings.worker_http_port is None else {"port": settings.worker_http_port}
     server = AgentServer(
+        **port,
         setup_fnc=prewarm,
-        load_fnc=(lambda _server: 0.0) if never_full else current_load,
+        load_fnc=load,
         load_threshold=settings.load_threshold,
         job_memory_warn_mb=settings.job_memory_warn_mb,
         ws_url=settings.livekit_url,

@@ -311,6 +311,16 @@ def test_load_is_between_zero_and_one():
     assert 0.0 <= current_load(build_server(Settings(_env_file=None))) <= 1.0
 
 
+def test_load_counts_sessions_only_at_threshold_one():
+    class Two:
+        active_jobs = [object(), object()]
+
+    assert current_load(Two(), max_sessions=4, count_cpu=False) == 0.5  # type: ignore[arg-type]
+    assert current_load(Two(), max_sessions=2, count_cpu=False) == 1.0  # type: ignore[arg-type]
+    server = build_server(Settings(_env_file=None, load_threshold=1, max_sessions_per_worker=2))
+    assert server.load_fnc(server) == 0.0  # no session yet, and the CPU is not counted
+
+
 def test_console_session_renders_the_character_without_metadata():
     config, dispatch = console_session("support-bot", Settings(_env_file=None))
     assert config.character == "support-bot"
