@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from characters.events import sign_ingest_token
 from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET
-from token_server.app import DB, LIFECYCLE
+from token_server.app import DB, LIFECYCLE, START
 from token_server.db import sessions, webhook_deliveries
 from token_server.livekit import LIST_ROOMS_BATCH, LiveKitRooms
 from token_server.settings import Settings
@@ -41,8 +41,15 @@ async def fill_the_limit(client) -> list[dict]:
     return both
 
 
-async def age(client, *started: dict, seconds: float = 120) -> None:
-    """Move sessions' creation back, past the reconcile grace period."""
+async def age(client, *started: dict, seconds: float | None = None) -> None:
+    """Move sessions' creation back by `seconds`, by default to just past the grace period.
+
+    Just past it: a reconcile pass that began before this (each token server runs one as
+    it starts, which may still be reading) still finds them too young, and every pass
+    that begins after finds them old enough.
+    """
+    if seconds is None:
+        seconds = client.app[START].settings.reconcile_grace_seconds + 0.001
     created = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
     ids = [s["session_id"] for s in started]
     async with client.app[DB].engine.begin() as conn:
