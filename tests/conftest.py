@@ -1,12 +1,16 @@
-"""Shared fixtures: a database (SQLite file, or a throwaway PostgreSQL database),
-the LiveKit API stand-in, and the real token server built on them.
+"""Shared fixtures: a database (SQLite file, or a throwaway PostgreSQL database), one
+real livekit-server for the run, and the real token server built on them.
+
+The LiveKit API stand-in (tests/standins/livekit.py) is there for the tests that need
+LiveKit to fail, stall or lose its rooms: they pass `livekit_standin_url` as the token
+server's `livekit_api_url`.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import make_url
 
-from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET, LiveKitState, create_standin
+from dev.livekit_server import LiveKitConfig, LiveKitServer
+from tests.livekit_support import API_KEY, API_SECRET, LiveKitRecord
+from tests.standins.livekit import LiveKitState, create_standin
 from token_server.app import create_app
 from token_server.settings import Settings
 
@@ -67,29 +73,49 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         await _drop_pg_database(name)
 
 
+@pytest.fixture(scope="session")
+def livekit_server(livekit_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKitServer]:
+    """One real livekit-server for the whole run, on loopback: these tests move no media."""
+    config = LiveKitConfig.with_free_ports("127.0.0.1", api_key=API_KEY, api_secret=API_SECRET)
+    server = LiveKitServer(config, tmp_path_factory.mktemp("livekit-server"), binary=livekit_binary).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def livekit(livekit_server: LiveKitServer) -> AsyncIterator[LiveKitRecord]:
+    """What the real server holds: this test's rooms, their metadata and dispatches."""
+    record = await LiveKitRecord.open(livekit_server.config.http_url)
+    yield record
+    await record.aclose()
+
+
 @pytest.fixture
 def livekit_state() -> LiveKitState:
-    """What the LiveKit stand-in was asked; set `fail_status` to make it fail."""
-    return LiveKitState()
+    """What the LiveKit stand-in was asked; set `fail_status` and the like to make it fail."""
+    return LiveKitState(api_key=API_KEY, api_secret=API_SECRET)
 
 
 @pytest.fixture
-async def livekit_url(aiohttp_server: Callable[..., Awaitable[Any]], livekit_state: LiveKitState) -> str:
-    """The stand-in's base URL (http; the settings' livekit_api_url)."""
+async def livekit_standin_url(
+    aiohttp_server: Callable[..., Awaitable[Any]], livekit_state: LiveKitState
+) -> str:
+    """The stand-in's base URL: a token server's `livekit_api_url` when LiveKit must misbehave."""
     server = await aiohttp_server(create_standin(livekit_state))
     return str(server.make_url("")).rstrip("/")
 
 
 @pytest.fixture
-def make_settings(database_url: str, livekit_url: str) -> Callable[..., Settings]:
-    """Settings for a test token server; keyword arguments override."""
+def make_settings(database_url: str, livekit_server: LiveKitServer) -> Callable[..., Settings]:
+    """Settings for a test token server on the real livekit-server; keyword arguments override."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "livekit_url": "wss://livekit.test.invalid",
-            "livekit_api_url": livekit_url,
-            "livekit_api_key": DEFAULT_API_KEY,
-            "livekit_api_secret": DEFAULT_API_SECRET,
+            # What browsers are told; the token server itself talks to livekit_api_url.
+            "livekit_api_url": livekit_server.config.http_url,
+            "livekit_api_key": API_KEY,
+            "livekit_api_secret": API_SECRET,
             "database_url": database_url,
             "characters_dir": TEST_CHARACTERS,
             "token_server_api_keys": "server-key-1,server-key-2",

@@ -38,7 +38,7 @@ from tests.agent_support.openai_standin import (
     last_user_text,
     trailing_tool_results,
 )
-from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from tests.livekit_support import API_KEY, API_SECRET
 from tests.tts_support.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
 
 pytestmark = [
@@ -106,8 +106,11 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path}/oshara.db"
 
 
-async def start_session(make_client, livekit_state, tmp_path: Path, mcp_url: str):
-    """The real token server starts the session; returns its client, room config and dispatch."""
+async def start_session(make_client, livekit, tmp_path: Path, mcp_url: str):
+    """The real token server starts the session; returns its client, room config and dispatch.
+
+    The config and dispatch are read back from the real livekit-server the room is on.
+    """
     characters = tmp_path / "characters"
     characters.mkdir()
     (characters / "support.yaml").write_text(CHARACTER_YAML.format(mcp_url=mcp_url))
@@ -126,12 +129,11 @@ async def start_session(make_client, livekit_state, tmp_path: Path, mcp_url: str
         headers={"Origin": "http://localhost:3000"},
     )
     assert resp.status == 201, await resp.text()
-    created = livekit_state.created[-1]
-    return (
-        client,
-        SessionConfig.from_json(created.metadata),
-        DispatchConfig.from_json(created.agents[0].metadata),
-    )
+    room_name = (await resp.json())["room_name"]
+    room = await livekit.room(room_name)
+    assert room is not None
+    (dispatch,) = await livekit.dispatches(room_name)
+    return client, SessionConfig.from_json(room.metadata), DispatchConfig.from_json(dispatch.metadata)
 
 
 async def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -162,7 +164,7 @@ async def tts_service(voice_engine, aiohttp_server, tmp_path) -> str | None:
 
 
 async def test_voice_conversation_end_to_end(
-    aiohttp_server, monkeypatch, tts_service, make_client, livekit_state, tmp_path
+    aiohttp_server, monkeypatch, tts_service, make_client, livekit, tmp_path
 ):
     monkeypatch.setenv("ORDERS_MCP_TOKEN", "orders-secret-from-env")
     dg = DeepgramStandIn(transcripts=["Where is my order A123?", "Thanks, that's all. Goodbye."])
@@ -172,7 +174,7 @@ async def test_voice_conversation_end_to_end(
     orders = OrdersMCP()
 
     async with utils.http_context.open(), serve_mcp(orders.build()) as mcp_url:
-        client, config, dispatch = await start_session(make_client, livekit_state, tmp_path, mcp_url)
+        client, config, dispatch = await start_session(make_client, livekit, tmp_path, mcp_url)
         session_id = config.session_id
         settings = Settings(
             _env_file=None,
@@ -199,8 +201,8 @@ async def test_voice_conversation_end_to_end(
         )
         ingest = IngestClient(
             base_url=settings.token_server_url,
-            api_key=DEFAULT_API_KEY,
-            api_secret=DEFAULT_API_SECRET,
+            api_key=API_KEY,
+            api_secret=API_SECRET,
             session_id=session_id,
         )
         mic_input = PushAudioInput()

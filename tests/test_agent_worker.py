@@ -1,7 +1,7 @@
 """The worker's entrypoint under `fake_job_context`, with metadata made by the token server.
 
-The real token server starts a session against the LiveKit API stand-in; the room
-and dispatch metadata it wrote into CreateRoom are handed to the entrypoint.
+The real token server starts a session on the run's real livekit-server; the room
+and dispatch metadata that server holds are handed to the entrypoint.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.agent_support.fake_tts import FakeTTS
 from tests.agent_support.ingest_standin import IngestStandIn
 from tests.agent_support.openai_standin import OpenAIStandIn, TextReply, ToolCallReply, last_user_text
 from tests.agent_support.openai_standin import trailing_tool_results as tool_results
-from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from tests.livekit_support import API_KEY, API_SECRET
 
 pytestmark = pytest.mark.voice
 
@@ -60,7 +60,7 @@ def script(body: dict[str, Any]) -> TextReply | ToolCallReply:
     return TextReply("Happy to help.")
 
 
-async def started_session(client, livekit_state) -> tuple[str, str, str]:
+async def started_session(client, livekit) -> tuple[str, str, str]:
     """Start a session through the token server; returns (room name, room metadata, dispatch metadata)."""
     resp = await client.post(
         "/v1/sessions",
@@ -72,8 +72,11 @@ async def started_session(client, livekit_state) -> tuple[str, str, str]:
         headers=ORIGIN,
     )
     assert resp.status == 201, await resp.text()
-    created = livekit_state.created[-1]
-    return created.name, created.metadata, created.agents[0].metadata
+    room_name = (await resp.json())["room_name"]
+    room = await livekit.room(room_name)
+    assert room is not None
+    (dispatch,) = await livekit.dispatches(room_name)
+    return room_name, room.metadata, dispatch.metadata
 
 
 def fake_room(name: str, metadata: str) -> rtc.Room:
@@ -103,10 +106,10 @@ async def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> 
 
 
 async def test_entrypoint_runs_a_session_from_token_server_metadata(
-    client, livekit_state, livekit_url, aiohttp_server, local_models, monkeypatch
+    client, livekit, livekit_server, aiohttp_server, local_models, monkeypatch
 ):
     monkeypatch.setenv("CRM_TOKEN", "crm-secret")
-    room_name, room_md, dispatch_md = await started_session(client, livekit_state)
+    room_name, room_md, dispatch_md = await started_session(client, livekit)
     session_id = SessionConfig.from_json(room_md).session_id
     assert DispatchConfig.from_json(dispatch_md).session_id == session_id
 
@@ -114,9 +117,9 @@ async def test_entrypoint_runs_a_session_from_token_server_metadata(
     oa_server = await aiohttp_server(oa.app())
     settings = Settings(
         _env_file=None,
-        livekit_url=livekit_url,
-        livekit_api_key=DEFAULT_API_KEY,
-        livekit_api_secret=DEFAULT_API_SECRET,
+        livekit_url=livekit_server.config.ws_url,  # the worker closes rooms here
+        livekit_api_key=API_KEY,
+        livekit_api_secret=API_SECRET,
         # the real token server receives the reports
         token_server_url=str(client.make_url("")),
         openai_api_key="oa-key",
@@ -160,7 +163,7 @@ async def test_entrypoint_runs_a_session_from_token_server_metadata(
     assert "Hello Dana!" in tts.texts  # the rendered greeting from the token server
     assert any("Goodbye Dana" in t for t in tts.texts)
     # the room was closed through LiveKit's API and the job left
-    assert livekit_state.deleted == [room_name]
+    assert not await livekit.exists(room_name)
     assert shutdowns == ["user is done"]
     # the LLM saw the metadata block and the form tool; the unreachable MCP server is a note
     tools = {t["function"]["name"] for t in oa.requests[0]["tools"]}
@@ -189,20 +192,20 @@ async def test_entrypoint_runs_a_session_from_token_server_metadata(
 
 
 async def test_missing_environment_skips_the_mcp_server_and_says_why(
-    client, livekit_state, livekit_url, aiohttp_server, local_models, monkeypatch
+    client, livekit, livekit_server, aiohttp_server, local_models, monkeypatch
 ):
     monkeypatch.delenv("CRM_TOKEN", raising=False)
-    room_name, room_md, dispatch_md = await started_session(client, livekit_state)
+    room_name, room_md, dispatch_md = await started_session(client, livekit)
     session_id = SessionConfig.from_json(room_md).session_id
-    ingest = IngestStandIn(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET)
+    ingest = IngestStandIn(api_key=API_KEY, api_secret=API_SECRET)
     ingest_server = await aiohttp_server(ingest.app())
     oa = OpenAIStandIn(script=script)
     oa_server = await aiohttp_server(oa.app())
     settings = Settings(
         _env_file=None,
-        livekit_url=livekit_url,
-        livekit_api_key=DEFAULT_API_KEY,
-        livekit_api_secret=DEFAULT_API_SECRET,
+        livekit_url=livekit_server.config.ws_url,  # the worker closes rooms here
+        livekit_api_key=API_KEY,
+        livekit_api_secret=API_SECRET,
         token_server_url=str(ingest_server.make_url("")),
         openai_api_key="oa-key",
         openai_base_url=str(oa_server.make_url("/v1")),
@@ -242,7 +245,7 @@ async def test_missing_environment_skips_the_mcp_server_and_says_why(
     errors = ingest.of(session_id, "error")
     assert any("CRM_TOKEN" in e["message"] and e["source"] == "mcp" for e in errors)
     # the environment variable's name is reported, never a value; no room deletion without end_call
-    assert livekit_state.deleted == []
+    assert await livekit.exists(room_name)
 
 
 @pytest.mark.parametrize(
@@ -250,12 +253,12 @@ async def test_missing_environment_skips_the_mcp_server_and_says_why(
     [("", "invalid session configuration in room metadata"), ('{"version": 1}', "invalid session")],
 )
 async def test_invalid_room_metadata_is_reported_and_the_job_leaves(aiohttp_server, room_md, expected):
-    ingest = IngestStandIn(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET)
+    ingest = IngestStandIn(api_key=API_KEY, api_secret=API_SECRET)
     ingest_server = await aiohttp_server(ingest.app())
     settings = Settings(
         _env_file=None,
-        livekit_api_key=DEFAULT_API_KEY,
-        livekit_api_secret=DEFAULT_API_SECRET,
+        livekit_api_key=API_KEY,
+        livekit_api_secret=API_SECRET,
         token_server_url=str(ingest_server.make_url("")),
     )
     dispatch = DispatchConfig(session_id="sess_bad_room").to_json()
@@ -271,12 +274,12 @@ async def test_invalid_room_metadata_is_reported_and_the_job_leaves(aiohttp_serv
 
 
 async def test_mismatched_session_ids_are_refused(aiohttp_server):
-    ingest = IngestStandIn(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET)
+    ingest = IngestStandIn(api_key=API_KEY, api_secret=API_SECRET)
     ingest_server = await aiohttp_server(ingest.app())
     settings = Settings(
         _env_file=None,
-        livekit_api_key=DEFAULT_API_KEY,
-        livekit_api_secret=DEFAULT_API_SECRET,
+        livekit_api_key=API_KEY,
+        livekit_api_secret=API_SECRET,
         token_server_url=str(ingest_server.make_url("")),
     )
     config, _ = console_session("support-bot", settings)
@@ -330,17 +333,17 @@ def test_console_session_renders_the_character_without_metadata():
 
 
 async def test_missing_providers_are_each_named_in_the_log_and_the_session_record(
-    client, livekit_state, local_models, monkeypatch, caplog
+    client, livekit, local_models, monkeypatch, caplog
 ):
     # no provider keys, no voice service: what `make dev` gives a newcomer
     why = "the embedded voice service cannot start: fetch it with `python -m agent.tts download chatterbox-en-v1`"
     monkeypatch.setenv(EMBEDDED_VOICE_ERROR_ENV, why)
-    room_name, room_md, dispatch_md = await started_session(client, livekit_state)
+    room_name, room_md, dispatch_md = await started_session(client, livekit)
     session_id = SessionConfig.from_json(room_md).session_id
     settings = Settings(
         _env_file=None,
-        livekit_api_key=DEFAULT_API_KEY,
-        livekit_api_secret=DEFAULT_API_SECRET,
+        livekit_api_key=API_KEY,
+        livekit_api_secret=API_SECRET,
         token_server_url=str(client.make_url("")),
         deepgram_api_key="",  # `DEEPGRAM_API_KEY=` in a copied .env.example is not a key
     )

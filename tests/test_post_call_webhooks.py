@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from characters.events import sign_ingest_token
-from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from tests.livekit_support import API_KEY, API_SECRET
 from token_server.app import DB, WEBHOOKS
 from token_server.post_call import PostCallWebhooks, RetryPolicy, sign
 
@@ -62,7 +62,7 @@ def character_with_webhook(tmp_path, url: str):
 
 async def end_a_session(client) -> str:
     sid = (await (await client.post("/v1/sessions", json={"agent": "hooked"})).json())["session_id"]
-    token = sign_ingest_token(DEFAULT_API_KEY, DEFAULT_API_SECRET, sid)
+    token = sign_ingest_token(API_KEY, API_SECRET, sid)
     events = [
         {"type": "session_started"},
         {"type": "transcript", "role": "agent", "text": "What's your email?"},

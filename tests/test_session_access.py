@@ -39,11 +39,11 @@ async def test_allowed_origins(client, origin):
         "not a url",
     ],
 )
-async def test_disallowed_origins_are_403(client, livekit_state, origin):
+async def test_disallowed_origins_are_403(client, livekit, origin):
     resp = await client.post("/v1/sessions", json={"agent": "helper"}, headers={"Origin": origin})
     assert resp.status == 403
     assert (await resp.json())["error"]["code"] == "origin_not_allowed"
-    assert livekit_state.created == []
+    assert await livekit.new_rooms() == {}
 
 
 async def test_origin_url_does_not_decide_access(client):
@@ -138,7 +138,7 @@ async def test_cors_headers_on_errors_so_the_widget_can_read_them(client):
     assert "Retry-After" in resp.headers["Access-Control-Expose-Headers"]
 
 
-async def test_parallel_burst_gives_exactly_the_limit(client, livekit_state):
+async def test_parallel_burst_gives_exactly_the_limit(client, livekit):
     """40 simultaneous requests against a limit of 5: five 201s, thirty-five 429s."""
     body = {"agent": "helper"}
     headers = {"Origin": "https://shop.example.com"}
@@ -148,10 +148,11 @@ async def test_parallel_burst_gives_exactly_the_limit(client, livekit_state):
     statuses = sorted(r.status for r in responses)
     assert statuses.count(201) == 5
     assert statuses.count(429) == 35
-    assert len(livekit_state.created) == 5
+    started = [await r.json() for r in responses if r.status == 201]
+    assert sorted(await livekit.new_rooms()) == sorted(s["room_name"] for s in started)
 
 
-async def test_idempotency_key_returns_the_same_session(client, livekit_state):
+async def test_idempotency_key_returns_the_same_session(client, livekit):
     body = {"agent": "helper", "metadata": {"user_name": "Kim"}}
     headers = {"Origin": "https://shop.example.com", "Idempotency-Key": "order-77-call"}
     first = await client.post("/v1/sessions", json=body, headers=headers)
@@ -167,7 +168,7 @@ async def test_idempotency_key_returns_the_same_session(client, livekit_state):
             a["participant_identity"],
         )
         assert b["greeting"] == a["greeting"] == "Hello Kim!"
-    assert len(livekit_state.created) == 1
+    assert list(await livekit.new_rooms()) == [a["room_name"]]
     # No second slot was taken: four more distinct sessions still fit in the limit of 5.
     for _ in range(4):
         assert (
@@ -184,7 +185,11 @@ async def test_idempotency_key_reused_for_another_request_is_422(client):
     assert (await resp.json())["error"]["code"] == "idempotency_key_reused"
 
 
-async def test_idempotency_key_after_a_failed_start_starts_afresh(client, livekit_state):
+async def test_idempotency_key_after_a_failed_start_starts_afresh(
+    make_client, livekit_standin_url, livekit_state
+):
+    # The real server cannot be told to fail CreateRoom: the stand-in can.
+    client = await make_client(livekit_api_url=livekit_standin_url)
     headers = {"Origin": "https://shop.example.com", "Idempotency-Key": "retry-me"}
     livekit_state.fail_status = 503
     assert (await client.post("/v1/sessions", json={"agent": "helper"}, headers=headers)).status == 502

@@ -1,7 +1,10 @@
 """Reconciling live sessions with the rooms LiveKit still has.
 
 A restarted livekit-server loses its rooms without a `room_finished` webhook; the
-token server asks ListRooms and ends the sessions whose room is gone.
+token server asks ListRooms and ends the sessions whose room is gone. On the run's real
+server a room is lost by closing it behind the token server's back (that server sends
+no webhooks). The stand-in serves the tests that lose every room at once, make ListRooms
+fail or stall, or check which rooms the token server asked about.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import logging
 
 import aiohttp
 import pytest
+from livekit import api
 from livekit.protocol import room
 from pydantic import ValidationError
 
 from characters.events import sign_ingest_token
-from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from tests.livekit_support import API_KEY, API_SECRET
 from token_server.app import DB, LIFECYCLE, START
 from token_server.db import sessions, webhook_deliveries
 from token_server.livekit import LIST_ROOMS_BATCH, LiveKitRooms
@@ -62,8 +66,14 @@ async def record_of(client, session_id) -> dict:
     return await resp.json()
 
 
+async def lose_room(livekit, name: str) -> None:
+    """Close a room on the real server unannounced, as a restart loses it: no webhook says so."""
+    await livekit.api.room.delete_room(api.DeleteRoomRequest(room=name))
+    assert not await livekit.exists(name)
+
+
 async def agent_joins(client, session_id) -> None:
-    token = sign_ingest_token(DEFAULT_API_KEY, DEFAULT_API_SECRET, session_id)
+    token = sign_ingest_token(API_KEY, API_SECRET, session_id)
     resp = await client.post(
         f"/internal/v1/sessions/{session_id}/events",
         json={"events": [{"type": "session_started"}]},
@@ -72,7 +82,10 @@ async def agent_joins(client, session_id) -> None:
     assert resp.status == 200
 
 
-async def test_sessions_whose_rooms_vanished_are_ended_and_free_their_slots(client, livekit_state):
+async def test_sessions_whose_rooms_vanished_are_ended_and_free_their_slots(
+    make_client, livekit_standin_url, livekit_state
+):
+    client = await make_client(livekit_api_url=livekit_standin_url)
     first, second = await fill_the_limit(client)
     await agent_joins(client, first["session_id"])  # one active, one pending: both live
     await age(client, first, second)
@@ -97,11 +110,11 @@ async def test_sessions_whose_rooms_vanished_are_ended_and_free_their_slots(clie
     assert await client.app[LIFECYCLE].reconcile() == 0
 
 
-async def test_a_session_whose_room_still_exists_is_untouched(client, livekit_state):
+async def test_a_session_whose_room_still_exists_is_untouched(client, livekit):
     lost, kept = await fill_the_limit(client)
     await agent_joins(client, kept["session_id"])
     await age(client, lost, kept)
-    del livekit_state.rooms[lost["room_name"]]
+    await lose_room(livekit, lost["room_name"])
 
     assert await client.app[LIFECYCLE].reconcile() == 1
 
@@ -109,14 +122,17 @@ async def test_a_session_whose_room_still_exists_is_untouched(client, livekit_st
     record = await record_of(client, kept["session_id"])
     assert record["status"] == "active" and record["ended_at"] is None
     assert [h["status"] for h in record["history"]] == ["pending", "active"]
+    assert await livekit.exists(kept["room_name"])
     # Exactly one slot came back.
     await start(client)
     assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 429
 
 
 @pytest.mark.parametrize("failure", ["unavailable", "denied", "stalled"])
-async def test_listrooms_failing_ends_nothing(make_client, livekit_state, caplog, failure):
-    client = await make_client(livekit_timeout_seconds=0.2)
+async def test_listrooms_failing_ends_nothing(
+    make_client, livekit_standin_url, livekit_state, caplog, failure
+):
+    client = await make_client(livekit_api_url=livekit_standin_url, livekit_timeout_seconds=0.2)
     both = await fill_the_limit(client)
     await age(client, *both)
     livekit_state.restart()
@@ -143,7 +159,8 @@ async def test_listrooms_failing_ends_nothing(make_client, livekit_state, caplog
     assert await client.app[LIFECYCLE].reconcile() == 2
 
 
-async def test_a_just_created_session_is_not_ended(client, livekit_state):
+async def test_a_just_created_session_is_not_ended(make_client, livekit_standin_url, livekit_state):
+    client = await make_client(livekit_api_url=livekit_standin_url)
     old, new = await fill_the_limit(client)
     await age(client, old)
     # Younger than the grace period: its start might still be waiting for CreateRoom.
@@ -158,13 +175,14 @@ async def test_a_just_created_session_is_not_ended(client, livekit_state):
     assert list(listed.names) == [old["room_name"]]  # the young session was not even asked about
 
 
-async def test_no_live_sessions_no_listrooms_call(client, livekit_state):
+async def test_no_live_sessions_no_listrooms_call(make_client, livekit_standin_url, livekit_state):
+    client = await make_client(livekit_api_url=livekit_standin_url)
     await start(client)  # too young to be asked about
     assert await client.app[LIFECYCLE].reconcile() == 0
     assert livekit_state.listed == []  # an unfiltered ListRooms would list every room
 
 
-async def test_a_vanished_session_queues_its_post_call_webhook(make_client, livekit_state, tmp_path):
+async def test_a_vanished_session_queues_its_post_call_webhook(make_client, livekit, tmp_path):
     chars = tmp_path / "hooked"
     chars.mkdir()
     (chars / "hooked.yaml").write_text(
@@ -175,7 +193,7 @@ async def test_a_vanished_session_queues_its_post_call_webhook(make_client, live
     client = await make_client(characters_dir=chars, webhook_poll_seconds=3600)
     started = await start(client, {"agent": "hooked"})
     await age(client, started)
-    livekit_state.restart()
+    await lose_room(livekit, started["room_name"])
 
     assert await client.app[LIFECYCLE].reconcile() == 1
 
@@ -186,12 +204,13 @@ async def test_a_vanished_session_queues_its_post_call_webhook(make_client, live
     ]
 
 
-async def test_two_token_servers_reconciling_at_once_end_each_session_once(make_client, livekit_state):
+async def test_two_token_servers_reconciling_at_once_end_each_session_once(make_client, livekit):
     one = await make_client()
     other = await make_client()  # the same database and LiveKit
     both = await fill_the_limit(one)
     await age(one, *both)
-    livekit_state.restart()
+    for started in both:
+        await lose_room(livekit, started["room_name"])
 
     ended = await asyncio.gather(*(c.app[LIFECYCLE].reconcile() for c in (one, other, one, other)))
 
@@ -204,11 +223,11 @@ async def test_two_token_servers_reconciling_at_once_end_each_session_once(make_
     assert (await other.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 429
 
 
-async def test_the_reconciler_runs_by_itself(make_client, livekit_state):
+async def test_the_reconciler_runs_by_itself(make_client, livekit):
     client = await make_client(reconcile_interval_seconds=0.05)
     first, _ = await fill_the_limit(client)
     await age(client, first)
-    del livekit_state.rooms[first["room_name"]]
+    await lose_room(livekit, first["room_name"])
     for _ in range(100):
         if (await record_of(client, first["session_id"]))["status"] == "ended":
             break
@@ -217,13 +236,13 @@ async def test_the_reconciler_runs_by_itself(make_client, livekit_state):
     assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
 
 
-async def test_many_rooms_are_asked_about_in_batches(make_settings, livekit_state):
+async def test_many_rooms_are_asked_about_in_batches(make_settings, livekit_standin_url, livekit_state):
     names = [f"oshara-many-{i:04d}" for i in range(2 * LIST_ROOMS_BATCH + 50)]
     kept = set(names[::7])
     for name in kept:
         livekit_state.rooms[name] = room.CreateRoomRequest(name=name)
     async with aiohttp.ClientSession() as http:
-        rooms = LiveKitRooms(make_settings(), http)
+        rooms = LiveKitRooms(make_settings(livekit_api_url=livekit_standin_url), http)
         assert await rooms.existing_rooms(names) == kept
     assert [len(r.names) for r in livekit_state.listed] == [LIST_ROOMS_BATCH, LIST_ROOMS_BATCH, 50]
 

@@ -15,7 +15,7 @@ from livekit import api
 from livekit.protocol import models, webhook
 
 from characters.events import sign_ingest_token
-from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from tests.livekit_support import API_KEY, API_SECRET
 from token_server.app import DB, LIFECYCLE
 from token_server.db import sessions
 
@@ -33,7 +33,7 @@ async def start(client, body=None) -> dict:
 
 
 async def post_events(client, session_id, events, *, token=None):
-    token = token or sign_ingest_token(DEFAULT_API_KEY, DEFAULT_API_SECRET, session_id)
+    token = token or sign_ingest_token(API_KEY, API_SECRET, session_id)
     return await client.post(
         f"/internal/v1/sessions/{session_id}/events",
         json={"events": events},
@@ -41,10 +41,10 @@ async def post_events(client, session_id, events, *, token=None):
     )
 
 
-def signed_webhook(event: webhook.WebhookEvent, *, secret=DEFAULT_API_SECRET) -> tuple[str, dict]:
+def signed_webhook(event: webhook.WebhookEvent, *, secret=API_SECRET) -> tuple[str, dict]:
     body = MessageToJson(event)
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    token = api.AccessToken(DEFAULT_API_KEY, secret).with_sha256(digest).to_jwt()
+    token = api.AccessToken(API_KEY, secret).with_sha256(digest).to_jwt()
     return body, {"Authorization": token, "Content-Type": "application/webhook+json"}
 
 
@@ -136,19 +136,19 @@ async def test_nobody_joining_ends_the_session(client):
     assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
 
 
-async def test_passing_the_maximum_duration_ends_the_session_and_closes_the_room(client, livekit_state):
-    first, _ = await fill_the_limit(client)
+async def test_passing_the_maximum_duration_ends_the_session_and_closes_the_room(client, livekit):
+    first, second = await fill_the_limit(client)
     await post_events(client, first["session_id"], [{"type": "session_started"}])
     await set_times(client, first["session_id"], max_end_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     assert await client.app[LIFECYCLE].sweep() == 1
     record = await status_of(client, first["session_id"])
     assert (record["status"], record["end_reason"]) == ("ended", "max_duration")
-    assert livekit_state.deleted == [first["room_name"]]
+    assert list(await livekit.new_rooms()) == [second["room_name"]]  # its room alone is closed
     assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
 
 
-async def test_an_agent_without_its_user_still_ends_at_the_join_deadline(client, livekit_state):
-    first, _ = await fill_the_limit(client)
+async def test_an_agent_without_its_user_still_ends_at_the_join_deadline(client, livekit):
+    first, second = await fill_the_limit(client)
     room = first["room_name"]
     # The agent arrives (its report and LiveKit's webhook): active, but no user yet.
     await post_events(client, first["session_id"], [{"type": "session_started"}])
@@ -161,12 +161,12 @@ async def test_an_agent_without_its_user_still_ends_at_the_join_deadline(client,
     assert await client.app[LIFECYCLE].sweep() == 1
     record = await status_of(client, first["session_id"])
     assert (record["status"], record["end_reason"]) == ("ended", "join_timeout")
-    assert livekit_state.deleted == [room]  # the waiting agent is sent away
+    assert list(await livekit.new_rooms()) == [second["room_name"]]  # the waiting agent is sent away
     assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
 
 
-async def test_an_agent_leaving_without_ending_ends_the_session_and_closes_the_room(client, livekit_state):
-    first, _ = await fill_the_limit(client)
+async def test_an_agent_leaving_without_ending_ends_the_session_and_closes_the_room(client, livekit):
+    first, second = await fill_the_limit(client)
     room = first["room_name"]
     user = room_event("participant_joined", room, event_id="EV_user", identity=first["participant_identity"])
     assert (await send_webhook(client, user)).status == 200
@@ -179,19 +179,19 @@ async def test_an_agent_leaving_without_ending_ends_the_session_and_closes_the_r
     assert (await send_webhook(client, left)).status == 200
     record = await status_of(client, first["session_id"])
     assert (record["status"], record["end_reason"]) == ("ended", "agent_left")
-    assert livekit_state.deleted == [room]
+    assert list(await livekit.new_rooms()) == [second["room_name"]]
     assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
 
 
-async def test_an_agent_leaving_after_its_report_changes_nothing(client, livekit_state):
-    first, _ = await fill_the_limit(client)
+async def test_an_agent_leaving_after_its_report_changes_nothing(client, livekit):
+    first, second = await fill_the_limit(client)
     room = first["room_name"]
     await post_events(client, first["session_id"], [{"type": "session_ended", "reason": "user said bye"}])
     left = room_event("participant_left", room, event_id="EV_agent_left", identity="agent-1", agent=True)
     assert (await send_webhook(client, left)).status == 200
     record = await status_of(client, first["session_id"])
     assert record["end_reason"] == "agent:user said bye"
-    assert livekit_state.deleted == []
+    assert sorted(await livekit.new_rooms()) == sorted([first["room_name"], second["room_name"]])
 
 
 @pytest.mark.parametrize("how", ["report", "webhook"])
@@ -267,12 +267,12 @@ async def test_webhook_for_an_unknown_room_is_ignored(client):
 async def test_ingest_rejects_bad_tokens(client):
     first, second = await start(client), await start(client)
     sid = first["session_id"]
-    wrong_secret = sign_ingest_token(DEFAULT_API_KEY, "x" * 40, sid)
-    wrong_key = sign_ingest_token("otherkey", DEFAULT_API_SECRET, sid)
-    other_session = sign_ingest_token(DEFAULT_API_KEY, DEFAULT_API_SECRET, second["session_id"])
+    wrong_secret = sign_ingest_token(API_KEY, "x" * 40, sid)
+    wrong_key = sign_ingest_token("otherkey", API_SECRET, sid)
+    other_session = sign_ingest_token(API_KEY, API_SECRET, second["session_id"])
     expired = jwt.encode(
-        {"iss": DEFAULT_API_KEY, "sub": sid, "aud": "oshara-ingest", "exp": 1000},
-        DEFAULT_API_SECRET,
+        {"iss": API_KEY, "sub": sid, "aud": "oshara-ingest", "exp": 1000},
+        API_SECRET,
         algorithm="HS256",
     )
     # A LiveKit join token is signed with the same secret but is not an ingest token.

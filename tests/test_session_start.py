@@ -1,4 +1,4 @@
-"""POST /v1/sessions against the real token server and the LiveKit API stand-in."""
+"""POST /v1/sessions against the real token server and the run's real livekit-server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from livekit import api
 
 from characters import DispatchConfig, SessionConfig
-from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from tests.livekit_support import API_KEY, API_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def full_request() -> dict:
     }
 
 
-async def test_start_session_returns_token_and_effective_config(client, livekit_state):
+async def test_start_session_returns_token_and_effective_config(client, livekit):
     resp = await client.post("/v1/sessions", json=full_request(), headers=ALLOWED)
     assert resp.status == 201, await resp.text()
     body = await resp.json()
@@ -60,7 +60,7 @@ async def test_start_session_returns_token_and_effective_config(client, livekit_
     assert body["session_id"].startswith("ses_") and len(body["session_id"]) == 36
 
     # The token: signed with our key, for this room only, microphone only, 1 h.
-    claims = api.TokenVerifier(DEFAULT_API_KEY, DEFAULT_API_SECRET).verify(body["token"])
+    claims = api.TokenVerifier(API_KEY, API_SECRET).verify(body["token"])
     assert claims.identity == body["participant_identity"]
     assert claims.video.room == body["room_name"]
     assert claims.video.room_join is True
@@ -70,10 +70,11 @@ async def test_start_session_returns_token_and_effective_config(client, livekit_
     raw = jwt.decode(body["token"], options={"verify_signature": False})
     assert raw["exp"] - raw["nbf"] == pytest.approx(3600, abs=5)
 
-    # One CreateRoom, carrying the public configuration and the dispatch.
-    assert len(livekit_state.created) == 1
-    created = livekit_state.created[0]
-    assert created.name == body["room_name"]
+    # One room, carrying the public configuration and the dispatch. The real server
+    # made it, so it accepted our server's own API token and its roomCreate grant.
+    rooms = await livekit.new_rooms()
+    assert list(rooms) == [body["room_name"]]
+    created = rooms[body["room_name"]]
     assert created.empty_timeout > 0 and created.departure_timeout > 0
     config = SessionConfig.from_json(created.metadata)
     assert config.session_id == body["session_id"]
@@ -87,23 +88,22 @@ async def test_start_session_returns_token_and_effective_config(client, livekit_
     assert [s.name for s in config.mcp_servers] == ["crm"]
     assert config.form is not None and config.form.fields[0].name == "full_name"
 
-    assert len(created.agents) == 1
-    assert created.agents[0].agent_name == "oshara-agent"
-    dispatch = DispatchConfig.from_json(created.agents[0].metadata)
+    (agent,) = await livekit.dispatches(body["room_name"])
+    assert agent.agent_name == "oshara-agent"
+    dispatch = DispatchConfig.from_json(agent.metadata)
     assert dispatch.session_id == body["session_id"]
     assert dispatch.mcp_headers == full_request()["mcp_headers"]
     assert dispatch.mcp_server_headers == {"crm": {"Authorization": "Bearer ${CRM_TOKEN}"}}
-    # The stand-in verified our server's own API token and its roomCreate grant.
-    assert livekit_state.auth_headers
 
 
-async def test_secrets_never_leave_the_dispatch(client, livekit_state, caplog):
+async def test_secrets_never_leave_the_dispatch(client, livekit, caplog):
     caplog.set_level(logging.DEBUG)
     resp = await client.post("/v1/sessions", json=full_request(), headers=ALLOWED)
     assert resp.status == 201
     text = await resp.text()
     body = json.loads(text)
-    created = livekit_state.created[0]
+    created = await livekit.room(body["room_name"])
+    assert created is not None
     token_claims = json.dumps(jwt.decode(body["token"], options={"verify_signature": False}))
     for place in (text, created.metadata, token_claims, caplog.text):
         assert SECRET_VALUE not in place
@@ -112,19 +112,19 @@ async def test_secrets_never_leave_the_dispatch(client, livekit_state, caplog):
     assert "CRM_TOKEN" not in created.metadata
 
 
-async def test_defaults_come_from_the_character(client, livekit_state):
+async def test_defaults_come_from_the_character(client, livekit):
     resp = await client.post("/v1/sessions", json={"agent": "helper"}, headers=ALLOWED)
     assert resp.status == 201
     body = await resp.json()
     assert body["system_prompt"] == "You help someone with anything."
     assert body["greeting"] == "Hello there!"
-    config = SessionConfig.from_json(livekit_state.created[0].metadata)
+    config = SessionConfig.from_json((await livekit.room(body["room_name"])).metadata)
     assert config.language == "en-US"
     assert config.voice_model == "chatterbox-en-v1"
     assert config.metadata == {}
 
 
-async def test_missing_template_variables_are_listed(client, livekit_state):
+async def test_missing_template_variables_are_listed(client, livekit):
     resp = await client.post(
         "/v1/sessions",
         json={"agent": "helper", "system_prompt": "Help {{first}} and {{second}} and {{third|x}}."},
@@ -136,13 +136,13 @@ async def test_missing_template_variables_are_listed(client, livekit_state):
     (detail,) = err["details"]
     assert detail["field"] == "system_prompt"
     assert detail["missing"] == ["first", "second"]
-    assert livekit_state.created == []
+    assert await livekit.new_rooms() == {}
 
 
-async def test_language_switches_default_voice_to_multilingual(client, livekit_state):
+async def test_language_switches_default_voice_to_multilingual(client, livekit):
     resp = await client.post("/v1/sessions", json={"agent": "helper", "language": "de-DE"}, headers=ALLOWED)
     assert resp.status == 201
-    config = SessionConfig.from_json(livekit_state.created[0].metadata)
+    config = SessionConfig.from_json((await livekit.room((await resp.json())["room_name"])).metadata)
     assert config.voice_model == "chatterbox-multilingual-v1"
     assert config.language == "de-DE"
 
@@ -164,8 +164,12 @@ async def test_language_no_model_speaks_is_rejected(client):
     assert (await resp.json())["error"]["details"][0]["field"] == "language"
 
 
-async def test_explicit_dispatch_mode_also_creates_a_dispatch(make_client, livekit_state):
-    client = await make_client(livekit_dispatch_mode="explicit")
+async def test_explicit_dispatch_mode_also_creates_a_dispatch(
+    make_client, livekit_standin_url, livekit_state
+):
+    # The explicit mode is for older servers that ignore CreateRoom's `agents`; the real
+    # server honours them, so only the stand-in shows the explicit CreateDispatch alone.
+    client = await make_client(livekit_api_url=livekit_standin_url, livekit_dispatch_mode="explicit")
     resp = await client.post("/v1/sessions", json={"agent": "helper"}, headers=ALLOWED)
     assert resp.status == 201
     body = await resp.json()
@@ -174,14 +178,15 @@ async def test_explicit_dispatch_mode_also_creates_a_dispatch(make_client, livek
     assert DispatchConfig.from_json(dispatch.metadata).session_id == body["session_id"]
 
 
-async def test_configured_ttl_and_agent_name(make_client, livekit_state):
+async def test_configured_ttl_and_agent_name(make_client, livekit):
     client = await make_client(token_ttl_seconds=600, agent_name="custom-agent")
     resp = await client.post("/v1/sessions", json={"agent": "helper"}, headers=ALLOWED)
     body = await resp.json()
     assert body["expires_in_seconds"] == 600
     raw = jwt.decode(body["token"], options={"verify_signature": False})
     assert raw["exp"] - raw["nbf"] == pytest.approx(600, abs=5)
-    assert livekit_state.created[0].agents[0].agent_name == "custom-agent"
+    (dispatch,) = await livekit.dispatches(body["room_name"])
+    assert dispatch.agent_name == "custom-agent"
 
 
 async def test_health(client):
@@ -214,11 +219,12 @@ async def test_created_session_is_recorded(client):
     assert row.max_end_at - row.created_at == dt.timedelta(seconds=3600)
 
 
-async def test_livekit_url_alone_reaches_the_server_api(make_client, livekit_url, livekit_state):
+async def test_livekit_url_alone_reaches_the_server_api(make_client, livekit_server, livekit):
     # With no LIVEKIT_API_URL, the API is LIVEKIT_URL itself (livekit-api maps ws:// to http://).
-    ws_url = livekit_url.replace("http://", "ws://")
+    ws_url = livekit_server.config.ws_url
     client = await make_client(livekit_url=ws_url, livekit_api_url=None)
     resp = await client.post("/v1/sessions", json={"agent": "helper"}, headers=ALLOWED)
     assert resp.status == 201
-    assert (await resp.json())["livekit_url"] == ws_url
-    assert len(livekit_state.created) == 1
+    body = await resp.json()
+    assert body["livekit_url"] == ws_url
+    assert list(await livekit.new_rooms()) == [body["room_name"]]
