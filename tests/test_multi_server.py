@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import TEST_CHARACTERS, _create_pg_database, _drop_pg_database
-from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET, LiveKitState, create_standin
+from tests.livekit_support import API_KEY, API_SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -39,16 +39,14 @@ async def wait_healthy(http: aiohttp.ClientSession, url: str, proc: asyncio.subp
     raise TimeoutError(f"{url} never became healthy")
 
 
-async def test_two_processes_one_database_exact_limit(aiohttp_server):
-    state = LiveKitState()
-    livekit = await aiohttp_server(create_standin(state))
+async def test_two_processes_one_database_exact_limit(livekit_server, livekit):
     name, database_url = await _create_pg_database()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "LIVEKIT_API_URL": str(livekit.make_url("")).rstrip("/"),
-        "LIVEKIT_API_KEY": DEFAULT_API_KEY,
-        "LIVEKIT_API_SECRET": DEFAULT_API_SECRET,
+        "LIVEKIT_API_URL": livekit_server.config.http_url,
+        "LIVEKIT_API_KEY": API_KEY,
+        "LIVEKIT_API_SECRET": API_SECRET,
         "CHARACTERS_DIR": str(TEST_CHARACTERS),
     }
     ports = [free_port(), free_port()]
@@ -74,18 +72,20 @@ async def test_two_processes_one_database_exact_limit(aiohttp_server):
             # Both start together, so both race to apply the migrations too.
             await asyncio.gather(*(wait_healthy(http, u, p) for u, p in zip(urls, procs, strict=True)))
 
-            async def start(i: int) -> int:
+            async def start(i: int) -> tuple[int, str | None]:
                 async with http.post(
                     urls[i % 2] + "/v1/sessions",
                     json={"agent": "helper"},
                     headers={"Origin": "https://shop.example.com"},
                 ) as resp:
-                    return resp.status
+                    return resp.status, (await resp.json()).get("room_name")
 
-            statuses = await asyncio.gather(*(start(i) for i in range(40)))
-        assert sorted(statuses).count(201) == 5
-        assert sorted(statuses).count(429) == 35
-        assert len(state.created) == 5
+            started = await asyncio.gather(*(start(i) for i in range(40)))
+        statuses = [status for status, _ in started]
+        assert statuses.count(201) == 5
+        assert statuses.count(429) == 35
+        rooms = sorted(room for status, room in started if status == 201)
+        assert sorted(await livekit.new_rooms()) == rooms
     finally:
         for proc in procs:
             if proc.returncode is None:
