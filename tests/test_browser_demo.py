@@ -16,8 +16,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-async def stack(tmp_path) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path) as s:
+async def stack(tmp_path, livekit) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path, livekit) as s:
         yield s
 
 
@@ -44,7 +44,7 @@ async def test_demo_lists_characters_and_calls_with_metadata(stack: Stack, brows
     await metadata.fill("{user_name: Grace}")
     await sam.get_by_role("button", name="Call Sam from Support").click()
     await expect(sam.get_by_role("alert")).to_contain_text("Metadata is not valid JSON")
-    assert stack.livekit.created == []
+    assert await stack.livekit.new_rooms() == {}
 
     await metadata.fill('{"user_name": "Grace", "tier": 2}')
     async with page.expect_request(lambda r: r.url.endswith("/v1/sessions")) as sent:
@@ -60,6 +60,6 @@ async def test_demo_lists_characters_and_calls_with_metadata(stack: Stack, brows
     await expect(sam.locator(".event-log")).to_contain_text('session {"session_id"')
     await screenshot(page, "10-demo-page")
 
-    (room,) = stack.livekit.created
+    (room,) = (await stack.livekit.new_rooms()).values()
     assert json.loads(room.metadata)["metadata"] == {"user_name": "Grace", "tier": 2}
     assert console.unexpected(*voice_server_failures(stack)) == []

@@ -32,8 +32,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-async def stack(tmp_path) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path) as s:
+async def stack(tmp_path, livekit) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path, livekit) as s:
         yield s
 
 
@@ -105,7 +105,7 @@ async def test_call_from_allowed_origin_carries_context_and_tries_livekit(stack:
     await screenshot(page, "03-voice-server-unreachable")
 
     # The token server created the room with the page's context in its metadata...
-    (room,) = stack.livekit.created
+    (room,) = (await stack.livekit.new_rooms()).values()
     config = json.loads(room.metadata)
     assert room.name == grant["room_name"]
     assert config["metadata"] == {"plan": "gold"}
@@ -141,7 +141,7 @@ async def test_js_api_merges_metadata_and_reports_events(stack: Stack, browser: 
     assert states == ["requesting_microphone", "starting", "connecting", "error"]
     (session,) = [payload for name, payload in seen if name == "session"]
     assert session["character_slug"] == "support-bot"
-    assert session["session_id"] and session["room_name"] == stack.livekit.created[0].name
+    assert session["session_id"] and [session["room_name"]] == list(await stack.livekit.new_rooms())
     (error,) = [payload for name, payload in seen if name == "error"]
     assert error == {"code": "voice_server_unreachable", "message": VOICE_SERVER_MESSAGE}
 
@@ -161,7 +161,7 @@ async def test_disallowed_origin_shows_403_message(stack: Stack, browser: Browse
     await page.keyboard.press("Enter")
     await expect(widget(page).get_by_role("alert")).to_have_text("This site isn't allowed to use this agent.")
     await screenshot(page, "04-origin-not-allowed")
-    assert stack.livekit.created == []
+    assert await stack.livekit.new_rooms() == {}
     assert stack.voice_server.requests == []
     assert console.unexpected(session_error(stack, 403)) == []
 
@@ -178,7 +178,7 @@ async def test_origin_no_character_allows_is_refused_at_the_preflight(stack: Sta
         "If this keeps happening, this site may not be set up to use this agent.",
         timeout=5000,
     )
-    assert stack.livekit.created == []
+    assert await stack.livekit.new_rooms() == {}
 
 
 async def test_full_character_shows_429_with_its_wait(stack: Stack, browser: Browser):
@@ -190,6 +190,7 @@ async def test_full_character_shows_429_with_its_wait(stack: Stack, browser: Bro
             headers={"Origin": stack.host_127},
         )
         assert taken.status == 201
+        taken_room = (await taken.json())["room_name"]
     embed(stack, "/busy", agent="full-bot")
     page, console = await open_page(browser, f"{stack.host_127}/busy")
     await page.get_by_role("button", name=LAUNCHER).click()
@@ -197,7 +198,7 @@ async def test_full_character_shows_429_with_its_wait(stack: Stack, browser: Bro
         f"All agents are busy. Try again in {RETRY_AFTER_SECONDS} seconds."
     )
     await screenshot(page, "05-busy")
-    assert len(stack.livekit.created) == 1
+    assert list(await stack.livekit.new_rooms()) == [taken_room]  # the browser's start made none
     assert console.unexpected(session_error(stack, 429)) == []
 
 
@@ -212,8 +213,8 @@ async def test_unknown_agent_shows_404_message(stack: Stack, browser: Browser):
     assert console.unexpected(session_error(stack, 404)) == []
 
 
-async def test_livekit_api_unreachable_shows_message(tmp_path, browser: Browser):
-    async with running_stack(tmp_path, livekit_reachable=False) as stack:
+async def test_livekit_api_unreachable_shows_message(tmp_path, livekit, browser: Browser):
+    async with running_stack(tmp_path, livekit, livekit_reachable=False) as stack:
         embed(stack, "/down", agent="support-bot")
         page, console = await open_page(browser, f"{stack.host_127}/down")
         await page.get_by_role("button", name=LAUNCHER).click()
@@ -235,7 +236,7 @@ async def test_microphone_refused_shows_message_and_starts_no_session(stack: Sta
         )
         await screenshot(page, "08-microphone-denied")
         assert console.unexpected() == []
-    assert stack.livekit.created == []
+    assert await stack.livekit.new_rooms() == {}
 
 
 async def test_strict_csp_theming_and_isolation(stack: Stack, browser: Browser):
@@ -273,7 +274,7 @@ async def test_strict_csp_theming_and_isolation(stack: Stack, browser: Browser):
 
     await launcher.click()
     await expect(widget(page).get_by_role("alert")).to_have_text(VOICE_SERVER_MESSAGE)
-    assert len(stack.livekit.created) == 1
+    assert len(await stack.livekit.new_rooms()) == 1
     assert await page.evaluate("window.violations") == []
     assert console.unexpected(*voice_server_failures(stack)) == []
 

@@ -1,7 +1,7 @@
 """Loopback servers for the browser tests.
 
-The token server is the real one (`create_app`) on SQLite, calling the LiveKit
-Twirp stand-in. Two small apps stand at the browser's other boundaries: a host
+The token server is the real one (`create_app`) on SQLite, creating its rooms on
+the run's real livekit-server. Two small apps stand at the browser's other boundaries: a host
 page server (the customer's website, on its own origin) and a "voice server" that
 records the widget's attempt to open LiveKit's signalling websocket and refuses it,
 as an unreachable SFU would.
@@ -19,7 +19,7 @@ from textwrap import dedent
 
 from aiohttp import web
 
-from tests.standins.livekit import DEFAULT_API_KEY, DEFAULT_API_SECRET, LiveKitState, create_standin
+from tests.livekit_support import API_KEY, API_SECRET, LiveKitRecord
 from token_server.app import create_app
 from token_server.settings import Settings
 
@@ -161,7 +161,7 @@ class Stack:
     """Everything the browser talks to, on loopback."""
 
     token_server: str
-    livekit: LiveKitState
+    livekit: LiveKitRecord
     voice_server: VoiceServer
     host_pages: HostPages
     host_127: str
@@ -171,26 +171,25 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(tmp_path: Path, *, livekit_reachable: bool = True) -> AsyncIterator[Stack]:
-    """The real token server with its LiveKit API stand-in, a voice server and a host site.
+async def running_stack(
+    tmp_path: Path, livekit: LiveKitRecord, *, livekit_reachable: bool = True
+) -> AsyncIterator[Stack]:
+    """The real token server on the real livekit-server `livekit` reads, a voice server and a host site.
 
     With `livekit_reachable=False` the token server's LiveKit API URL is a port that
     nothing listens on.
     """
-    livekit = LiveKitState()
     voice = VoiceServer()
     pages = HostPages()
-    async with (
-        serving(create_standin(livekit)) as livekit_api,
-        serving(voice.app()) as voice_url,
-    ):
+    async with serving(voice.app()) as voice_url:
         voice.url = voice_url
         settings = Settings(
             _env_file=None,
+            # What the widget joins: the refusing voice server, not the real one.
             livekit_url=voice_url.replace("http://", "ws://"),
-            livekit_api_url=livekit_api if livekit_reachable else f"http://127.0.0.1:{unused_port()}",
-            livekit_api_key=DEFAULT_API_KEY,
-            livekit_api_secret=DEFAULT_API_SECRET,
+            livekit_api_url=livekit.url if livekit_reachable else f"http://127.0.0.1:{unused_port()}",
+            livekit_api_key=API_KEY,
+            livekit_api_secret=API_SECRET,
             livekit_timeout_seconds=3,
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'oshara.db'}",
             characters_dir=write_characters(tmp_path / "characters"),
