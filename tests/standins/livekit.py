@@ -1,13 +1,23 @@
 """A LiveKit server API stand-in on loopback: the Twirp RoomService and
 AgentDispatchService, speaking protobuf (or JSON) as livekit-api does.
 
+Tests run against a real livekit-server (tests/conftest.py); this stand-in exists
+only for what that server cannot be made to do on cue:
+
+- fail: `fail_status` refuses CreateRoom and CreateDispatch, `list_fail_status`
+  refuses ListRooms alone (so sessions still start while LiveKit cannot list);
+- stall: `delay_seconds` holds CreateRoom and ListRooms past the caller's timeout;
+- lose every room at once without a word: `LiveKitState.restart()`, as a restarted
+  livekit-server does (the e2e tests restart a real one; here it costs nothing and
+  disturbs no other test's rooms);
+- ignore CreateRoom's `agents`, as the older servers the explicit dispatch mode is
+  for do: it records an explicit CreateDispatch apart from them;
+- tell what it was asked: which rooms ListRooms was asked about, in what batches.
+
 It verifies each request's JWT with livekit-api's `TokenVerifier` (signature,
-issuer, expiry) and the grant the real server requires, records what it was
-asked, and can be told to fail or stall. ListRooms answers from the rooms it
-created and has not deleted; `LiveKitState.restart()` loses them all, as a
-restarted livekit-server does, and `list_fail_status` fails ListRooms alone.
-Run it alone with `python -m tests.standins.livekit --port 7880` (the benchmark
-does).
+issuer, expiry) and the grant the real server requires. ListRooms answers from
+the rooms it created and has not deleted. Run it alone with
+`python -m tests.standins.livekit --port 7880` (the benchmark does).
 """
 
 from __future__ import annotations
