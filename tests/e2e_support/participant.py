@@ -48,6 +48,7 @@ class User:
         self.form: list[dict[str, Any]] = []
         self.disconnected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: list[rtc.AudioStream] = []
         self._source: rtc.AudioSource | None = None
         self._mic_task: asyncio.Task[None] | None = None
         self._speech: asyncio.Queue[tuple[np.ndarray, asyncio.Future[None]]] = asyncio.Queue()
@@ -84,6 +85,7 @@ class User:
 
     async def _listen(self, track: rtc.Track) -> None:
         stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        self._streams.append(stream)
         async for event in stream:
             samples = np.frombuffer(event.frame.data, dtype=np.int16)
             self.heard.frames += 1
@@ -156,4 +158,8 @@ class User:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for stream in self._streams:
+            await stream.aclose()
+        if self._source is not None:
+            await self._source.aclose()
         await self.room.disconnect()
