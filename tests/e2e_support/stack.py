@@ -32,6 +32,7 @@ from tests.agent_support.deepgram_standin import DeepgramStandIn
 from tests.agent_support.mcp_server import OrdersMCP, serve_mcp
 from tests.agent_support.openai_standin import OpenAIStandIn, Script
 
+from .participant import User
 from .processes import Process
 
 ADDRESSES = os.environ.get("OSHARA_NETNS_ADDRESSES", "").split()
@@ -207,9 +208,33 @@ class Stack:
             params["types"] = ",".join(types)
         return (await self.get(f"/v1/sessions/{session_id}/logs", **params))["events"]
 
+    async def call(self, **body: Any) -> tuple[dict[str, Any], User]:
+        """Start a session and join it as the user; returns once the greeting was heard."""
+        started = await self.start_session(**{"metadata": {"user_id": "u-42", "user_name": "Ada"}, **body})
+        user = await User(started["livekit_url"], started["token"]).join()
+        await wait_until(lambda: user.agent is not None, 60, "the agent to join the room")
+        await wait_until(lambda: user.heard.loud_frames >= 25, 60, "the greeting's audio")
+        return started, user
+
+    async def status(self, session_id: str) -> tuple[str, str | None]:
+        record = await self.session(session_id)
+        return record["status"], record["end_reason"]
+
+    def worker_of(self, room_name: str) -> Process:
+        """The worker whose job runs in `room_name` (from the workers' logs)."""
+        (worker,) = [w for w in self.workers if room_name in w.log()]
+        return worker
+
     def logs(self) -> str:
         """Every process's log, for a failing test's report."""
-        parts = [("livekit", self.livekit.log_tail(200))]
+        seen = {
+            "deepgram finals": self.deepgram.finals,
+            "deepgram audio seconds": round(self.deepgram.audio_seconds, 2),
+            "llm requests": len(self.openai.requests),
+            "mcp calls": len(self.orders.calls),
+            "webhooks": len(self.webhooks.deliveries),
+        }
+        parts = [("stand-ins", json.dumps(seen)), ("livekit", self.livekit.log_tail(200))]
         if self.token_server is not None:
             parts.append((self.token_server.name, self.token_server.log()[-6000:]))
         parts += [(w.name, w.log()[-8000:]) for w in self.workers]
@@ -225,6 +250,7 @@ async def run_stack(
     transcripts: list[str],
     workers: int = 1,
     token_server_env: dict[str, str] | None = None,
+    worker_env: dict[str, str] | None = None,
     database_url: str | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything, yield the stack, and stop everything (printing the logs on failure)."""
@@ -265,7 +291,9 @@ async def run_stack(
             "OPENAI_BASE_URL": f"{oa_url}/v1",
             "ORDERS_MCP_TOKEN": "orders-secret-from-env",
             "LOAD_THRESHOLD": "1",
+            "WORKER_HTTP_PORT": "0",
             **({"CHATTERBOX_URL": voice_url} if voice_url else {}),
+            **(worker_env or {}),
         }
         exits.callback(stack.livekit.stop)
         await asyncio.to_thread(stack.livekit.start)
