@@ -132,9 +132,12 @@ async def run_session(
     ingest: IngestClient | None = None
     report: Callable[[SessionEvent], None] = _log_report
 
-    async def leave(reason: str) -> None:
+    async def leave(reason: str, *, close_room: bool = False) -> None:
         if ingest is not None:
             await ingest.aclose()
+        if close_room and not ctx.is_fake_job():
+            # nobody can be helped in this room: close it rather than leave the user in silence
+            await delete_room(settings, ctx.room.name)
         ctx.shutdown(reason=reason)
 
     if console_slug:
@@ -173,7 +176,7 @@ async def run_session(
                 message = str(exc)
             report(Error(source="config", message=message, recoverable=False))
             report(SessionEnded(reason="invalid session configuration"))
-            await leave("invalid session configuration")
+            await leave("invalid session configuration", close_room=True)
             return None
 
     try:
@@ -195,7 +198,7 @@ async def run_session(
         logger.exception("session failed", extra={"session_id": config.session_id})
         report(Error(source="agent", message=f"{type(exc).__name__}: {exc}"[:2000], recoverable=False))
         report(SessionEnded(reason="agent error"))
-        await leave("agent error")
+        await leave("agent error", close_room=True)
         return None
 
 
@@ -207,7 +210,7 @@ async def _converse(
     *,
     report: Callable[[SessionEvent], None],
     ingest: IngestClient | None,
-    leave: Callable[[str], Awaitable[None]],
+    leave: Callable[..., Awaitable[None]],
     build_models: Callable[[SessionConfig, Settings, LocalModels], SessionModels],
     conversation_kwargs: dict[str, Any],
     on_started: Callable[[Conversation], None] | None,
@@ -224,7 +227,7 @@ async def _converse(
             )
             report(Error(source="config", message=missing, recoverable=False))
         report(SessionEnded(reason="provider not configured"))
-        await leave("provider not configured")
+        await leave("provider not configured", close_room=True)
         return None
 
     conversation = await start_conversation(

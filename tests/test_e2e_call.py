@@ -218,3 +218,32 @@ def _signed(delivery: dict[str, Any]) -> bool:
     signed = parts["t"].encode() + b"." + delivery["raw"]
     expected = hmac.new(WEBHOOK_SECRET.encode(), signed, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, parts["v1"])
+
+
+async def test_a_worker_without_providers_joins_and_says_what_is_missing(tmp_path: Path) -> None:
+    """A newcomer's `make dev`: no keys, no voice weights. The agent still joins and says why it cannot talk."""
+    no_weights = tmp_path / "no-weights"
+    no_weights.mkdir()
+    bare = {
+        "DEEPGRAM_API_KEY": "",
+        "OPENAI_API_KEY": "",
+        "OPENAI_BASE_URL": "",
+        "CHATTERBOX_MODEL_DIR": str(no_weights),
+        "CHATTERBOX_CACHE_DIR": str(no_weights),
+    }
+    async with run_stack(tmp_path, voice_url=None, script=script, transcripts=[], worker_env=bare) as stack:
+        started = await stack.start_session(metadata={"user_id": "u-42", "user_name": "Ada"})
+        session_id = started["session_id"]
+        await wait_until(_status(stack, session_id, "ended"), 60, "the agent to give up")
+        assert (await stack.status(session_id)) == ("ended", "agent:provider not configured")
+        errors = [e["message"] for e in await stack.events(session_id, "error")]
+        assert any("DEEPGRAM_API_KEY" in m for m in errors), errors
+        assert any("OPENAI_API_KEY" in m for m in errors), errors
+        assert any("CHATTERBOX_URL" in m and "python -m agent.tts download" in m for m in errors), errors
+        joined = [e for e in await stack.events(session_id, "participant_joined")]
+        assert any(e["participant"]["kind"] == "AGENT" for e in joined)  # it did join the room
+        # and it closed the room, so a user is not left waiting in silence
+        await wait_until(_room_gone(stack, started["room_name"]), 30, "the room to close")
+        worker_log = stack.workers[0].log()
+        assert "DEEPGRAM_API_KEY" in worker_log and "python -m agent.tts download" in worker_log
+        assert "Traceback" not in worker_log
