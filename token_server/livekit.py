@@ -44,17 +44,25 @@ class LiveKitRooms:
             UpstreamFailed: LiveKit refused, failed or did not answer in time.
         """
         settings = self._settings
+        explicit = settings.livekit_dispatch_mode == "explicit"
+        # One dispatch either way: a server that honours CreateRoom's `agents` would make a
+        # second one (a second agent in the room) beside the explicit CreateDispatch.
+        agents = (
+            []
+            if explicit
+            else [api.RoomAgentDispatch(agent_name=settings.agent_name, metadata=dispatch_metadata)]
+        )
         request = api.CreateRoomRequest(
             name=room_name,
             empty_timeout=settings.room_empty_timeout_seconds,
             departure_timeout=settings.room_departure_timeout_seconds,
             metadata=room_metadata,
-            agents=[api.RoomAgentDispatch(agent_name=settings.agent_name, metadata=dispatch_metadata)],
+            agents=agents,
         )
         try:
             async with asyncio.timeout(settings.livekit_timeout_seconds):
                 await self._api.room.create_room(request)
-                if settings.livekit_dispatch_mode == "explicit":
+                if explicit:
                     await self._api.agent_dispatch.create_dispatch(
                         api.CreateAgentDispatchRequest(
                             agent_name=settings.agent_name, room=room_name, metadata=dispatch_metadata
