@@ -10,8 +10,6 @@ only for what that server cannot be made to do on cue:
 - lose every room at once without a word: `LiveKitState.restart()`, as a restarted
   livekit-server does (the e2e tests restart a real one; here it costs nothing and
   disturbs no other test's rooms);
-- ignore CreateRoom's `agents`, as the older servers the explicit dispatch mode is
-  for do: it records an explicit CreateDispatch apart from them;
 - tell what it was asked: which rooms ListRooms was asked about, in what batches.
 
 It verifies each request's JWT with livekit-api's `TokenVerifier` (signature,
