@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # not counted. A job process using more memory than JOB_MEMORY_WARN_MB is logged.
     load_threshold: float = Field(0.75, gt=0, le=1)
     max_sessions_per_worker: int | None = Field(None, ge=1, le=1000)
+    # Job processes kept warm (models loaded) for the next sessions. Default: two under
+    # `dev`, where livekit-agents keeps none (the first call then waits ~20 s and a second
+    # one arriving meanwhile finds the worker full), and up to 4 under `start`.
+    idle_processes: int | None = Field(None, ge=0, le=64)
     # The worker's own health and debug HTTP server (livekit-agents: 8081 under `start`,
     # a free port under `dev`); 0 picks a free one, so several workers share a machine.
     worker_http_port: int | None = Field(None, ge=0, le=65535)

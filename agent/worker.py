@@ -26,6 +26,7 @@ from typing import Any
 
 from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess
+from livekit.agents.worker import ServerEnvOption
 from pydantic import ValidationError
 
 from characters.events import Error, SessionEnded, SessionEvent, UserJoined, quiet_short_secret
@@ -324,8 +325,12 @@ def build_server(settings: Settings) -> AgentServer:
         count_cpu=settings.load_threshold < 1,
     )
     port = {} if settings.worker_http_port is None else {"port": settings.worker_http_port}
+    idle = settings.idle_processes
     server = AgentServer(
         **port,
+        num_idle_processes=(
+            ServerEnvOption(dev_default=2, prod_default=min(os.cpu_count() or 1, 4)) if idle is None else idle
+        ),
         setup_fnc=prewarm,
         load_fnc=load,
         load_threshold=settings.load_threshold,

@@ -314,6 +314,14 @@ def test_load_is_between_zero_and_one():
     assert 0.0 <= current_load(build_server(Settings(_env_file=None))) <= 1.0
 
 
+def test_job_processes_are_kept_warm_in_dev_too():
+    # livekit-agents keeps none under `dev`: the first call would wait for a process to
+    # start, and a second arriving meanwhile would find the worker full
+    default = build_server(Settings(_env_file=None))._num_idle_processes
+    assert default.dev_default >= 1 and default.prod_default >= 1
+    assert build_server(Settings(_env_file=None, idle_processes=0))._num_idle_processes == 0
+
+
 def test_load_counts_sessions_only_at_threshold_one():
     class Two:
         active_jobs = [object(), object()]
