@@ -42,9 +42,14 @@ sessions = sa.Table(
     sa.Column("joined_at", sa.DateTime(timezone=True)),
     # When the user (not the agent) first joined; until then the join window applies.
     sa.Column("user_joined_at", sa.DateTime(timezone=True)),
+    # When the agent first joined; until then the agent's deadline applies.
+    sa.Column("agent_joined_at", sa.DateTime(timezone=True)),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
     sa.Column("join_deadline", sa.DateTime(timezone=True), nullable=False),
     sa.Column("max_end_at", sa.DateTime(timezone=True), nullable=False),
+    # By when the agent must join (LiveKit drops a dispatch no worker can take); NULL for
+    # sessions recorded before migration 0006.
+    sa.Column("agent_deadline", sa.DateTime(timezone=True)),
     sa.Column("usage", sa.JSON),
     sa.Index("ix_sessions_character_status", "character", "status"),
     sa.Index("ix_sessions_status_created", "status", "created_at"),

@@ -1,11 +1,12 @@
 """The life of a session after it starts: joined, ended, swept, reconciled.
 
 A session ends, and frees its slot, by whichever comes first: LiveKit's
-`room_finished` webhook, the agent reporting the end, nobody joining within the
-join window (the user's, not the agent's, arrival), passing the character's
-maximum duration, or its room vanishing from LiveKit. The join window and the
-maximum duration are found by a periodic sweep of the database, so they survive
-restarts; a vanished room (a restarted livekit-server sends no `room_finished`) by
+`room_finished` webhook, the agent reporting the end, no agent joining by the
+agent's deadline (LiveKit drops a dispatch no worker can take), nobody joining
+within the join window (the user's, not the agent's, arrival), passing the
+character's maximum duration, or its room vanishing from LiveKit. The agent's
+deadline, the join window and the maximum duration are found by a periodic sweep of
+the database, so they survive restarts; a vanished room (a restarted livekit-server sends no `room_finished`) by
 a periodic reconcile against LiveKit's ListRooms. Several token servers may sweep
 and reconcile at once: each transition is conditional and happens once.
 """
@@ -49,10 +50,13 @@ class SessionLifecycle:
         """The user or the agent joined: `pending` becomes `active`.
 
         Only the user's arrival meets the join window: a session whose agent joined
-        but whose user never did is still ended at its join deadline.
+        but whose user never did is still ended at its join deadline. Only the agent's
+        arrival meets the agent's deadline.
         """
         if user:
             await self._store.mark_user_joined(session_id)
+        else:
+            await self._store.mark_agent_joined(session_id)
         return await self._store.transition(session_id, "active", reason, from_statuses=("pending",))
 
     async def end(
@@ -81,7 +85,7 @@ class SessionLifecycle:
         return True
 
     async def sweep(self) -> int:
-        """End every session past its join window or maximum duration; returns how many."""
+        """End every session past its agent's deadline, join window or maximum duration; returns how many."""
         ended = 0
         for row, reason in await self._store.overdue(utcnow()):
             if not await self.end(row.id, row.character, reason):

@@ -56,6 +56,7 @@ async def session_summary(
         "created_at": iso(row.created_at),
         "joined_at": iso(row.joined_at),
         "user_joined_at": iso(row.user_joined_at),
+        "agent_joined_at": iso(row.agent_joined_at),
         "ended_at": iso(row.ended_at),
         "history": [{"status": h.status, "reason": h.reason, "at": iso(h.at)} for h in history],
         "metadata": config.get("metadata", {}),

@@ -219,6 +219,7 @@ async def start_session(
         config=config.model_dump(mode="json"),
         join_timeout_seconds=character.join_timeout_seconds,
         max_duration_seconds=character.max_duration_seconds,
+        agent_join_timeout_seconds=settings.agent_join_timeout_seconds,
         idempotency_key=key,
         request_hash=_request_hash(settings.livekit_api_secret.get_secret_value(), raw) if key else None,
     )

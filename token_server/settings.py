@@ -40,7 +40,11 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(30, ge=1)
     # How long events for an ended session are still accepted (a worker's late flush).
     late_event_window_seconds: int = Field(600, ge=0)
-    # How often pending sessions past their join window and active ones past their
+    # How long after its start a session waits for its agent. LiveKit drops a dispatch
+    # no worker can take ("no workers with sufficient capacity") and never retries, so a
+    # session whose agent has not joined by then is ended (`agent_unavailable`).
+    agent_join_timeout_seconds: int = Field(60, ge=5)
+    # How often sessions past their agent's deadline, their join window or their
     # maximum duration are ended.
     sweep_interval_seconds: float = Field(10.0, gt=0)
     # How often live sessions are checked against the rooms LiveKit still has (a

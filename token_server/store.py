@@ -68,6 +68,7 @@ class NewSession:
     config: dict[str, Any]
     join_timeout_seconds: int
     max_duration_seconds: int
+    agent_join_timeout_seconds: int
     idempotency_key: str | None = None
     request_hash: str | None = None
 
@@ -248,17 +249,28 @@ class SessionStore:
     async def overdue(self, now: dt.datetime) -> list[tuple[sa.Row, str]]:
         """Live sessions to end now (id, character, room name), with the reason.
 
-        `join_timeout`: the user never joined by the join deadline (even if the agent
-        did); `max_duration`: past the character's maximum duration.
+        `agent_unavailable`: no agent joined by the agent's deadline (LiveKit drops a
+        dispatch no worker can take, so none will); `join_timeout`: the user never
+        joined by the join deadline (even if the agent did); `max_duration`: past the
+        character's maximum duration. When several hold, the first in that order names
+        the end: a missing agent is why nothing else could happen.
         """
         live = sessions.c.status.in_(LIVE_STATUSES)
+        no_agent = sa.and_(sessions.c.agent_joined_at.is_(None), sessions.c.agent_deadline < now)
         no_user = sa.and_(sessions.c.user_joined_at.is_(None), sessions.c.join_deadline < now)
         query = sa.select(
-            sessions.c.id, sessions.c.character, sessions.c.room_name, no_user.label("no_user")
-        ).where(live, sa.or_(no_user, sessions.c.max_end_at < now))
+            sessions.c.id,
+            sessions.c.character,
+            sessions.c.room_name,
+            no_agent.label("no_agent"),
+            no_user.label("no_user"),
+        ).where(live, sa.or_(no_agent, no_user, sessions.c.max_end_at < now))
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [(r, "join_timeout" if r.no_user else "max_duration") for r in rows]
+        return [
+            (r, "agent_unavailable" if r.no_agent else "join_timeout" if r.no_user else "max_duration")
+            for r in rows
+        ]
 
     async def live_created_before(self, cutoff: dt.datetime) -> list[sa.Row]:
         """Live sessions (id, character, room name) created before `cutoff`, oldest first."""
@@ -272,7 +284,11 @@ class SessionStore:
 
     async def mark_user_joined(self, session_id: str) -> None:
         """Record when the user first joined a live session."""
-        await self._db.write(_mark_user_joined, session_id)
+        await self._db.write(_mark_first_joined, session_id, sessions.c.user_joined_at)
+
+    async def mark_agent_joined(self, session_id: str) -> None:
+        """Record when the agent first joined a live session."""
+        await self._db.write(_mark_first_joined, session_id, sessions.c.agent_joined_at)
 
     async def by_room(self, room_name: str) -> sa.Row | None:
         """The session whose room is `room_name`, or None."""
@@ -379,6 +395,7 @@ def _reserve(
             "updated_at": now,
             "join_deadline": now + dt.timedelta(seconds=new.join_timeout_seconds),
             "max_end_at": now + dt.timedelta(seconds=new.max_duration_seconds),
+            "agent_deadline": now + dt.timedelta(seconds=new.agent_join_timeout_seconds),
         },
     )
     conn.execute(
@@ -456,13 +473,10 @@ def _insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
     return len(conn.execute(statement).all())
 
 
-def _mark_user_joined(conn: sa.Connection, session_id: str) -> None:
+def _mark_first_joined(conn: sa.Connection, session_id: str, column: sa.Column) -> None:
+    # `column` is `user_joined_at` or `agent_joined_at`: set once, while the session is live.
     conn.execute(
         sessions.update()
-        .where(
-            sessions.c.id == session_id,
-            sessions.c.user_joined_at.is_(None),
-            sessions.c.status.in_(LIVE_STATUSES),
-        )
-        .values(user_joined_at=utcnow())
+        .where(sessions.c.id == session_id, column.is_(None), sessions.c.status.in_(LIVE_STATUSES))
+        .values({column: utcnow()})
     )
