@@ -16,7 +16,7 @@ from livekit.protocol import models, webhook
 
 from characters.events import sign_ingest_token
 from tests.livekit_support import API_KEY, API_SECRET
-from token_server.app import DB, LIFECYCLE
+from token_server.app import DB, LIFECYCLE, START
 from token_server.db import sessions
 
 pytestmark = pytest.mark.integration
@@ -208,6 +208,62 @@ async def test_once_the_user_joins_the_join_deadline_no_longer_applies(client, h
     assert await client.app[LIFECYCLE].sweep() == 0
     record = await status_of(client, first["session_id"])
     assert record["status"] == "active" and record["user_joined_at"]
+
+
+async def test_an_agent_that_never_joins_ends_the_session_and_closes_the_room(make_client, livekit):
+    # LiveKit dropped the dispatch (no worker had capacity): the user joined and waits for nobody.
+    client = await make_client(agent_join_timeout_seconds=5)
+    first, second = await fill_the_limit(client)
+    row = await client.app[START].store.get(first["session_id"])
+    assert row.agent_deadline - row.created_at == dt.timedelta(seconds=5)
+    user = room_event("participant_joined", first["room_name"], event_id="EV_u", identity="user-1")
+    assert (await send_webhook(client, user)).status == 200
+    assert (await status_of(client, first["session_id"]))["status"] == "active"
+    await set_times(
+        client, first["session_id"], agent_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    )
+    assert await client.app[LIFECYCLE].sweep() == 1
+    record = await status_of(client, first["session_id"])
+    assert (record["status"], record["end_reason"]) == ("ended", "agent_unavailable")
+    assert record["agent_joined_at"] is None and record["user_joined_at"]
+    assert list(await livekit.new_rooms()) == [second["room_name"]]  # the user's call is closed
+    assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
+
+
+async def test_a_missing_agent_names_the_end_when_the_user_is_missing_too(client):
+    first = await start(client)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    await set_times(client, first["session_id"], agent_deadline=past, join_deadline=past, max_end_at=past)
+    assert await client.app[LIFECYCLE].sweep() == 1
+    assert (await status_of(client, first["session_id"]))["end_reason"] == "agent_unavailable"
+
+
+@pytest.mark.parametrize("how", ["report", "webhook"])
+async def test_once_the_agent_joins_the_agent_deadline_no_longer_applies(client, livekit, how):
+    first, second = await fill_the_limit(client)
+
+    async def agent_joins(event_id: str) -> None:
+        if how == "report":
+            resp = await post_events(client, first["session_id"], [{"type": "session_started"}])
+        else:
+            event = room_event(
+                "participant_joined", first["room_name"], event_id=event_id, identity="agent-1", agent=True
+            )
+            resp = await send_webhook(client, event)
+        assert resp.status == 200
+
+    await agent_joins("EV_a1")
+    joined = (await status_of(client, first["session_id"]))["agent_joined_at"]
+    assert joined
+    await agent_joins("EV_a2")  # a second arrival keeps the first time
+    await set_times(
+        client, first["session_id"], agent_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    )
+    assert await client.app[LIFECYCLE].sweep() == 0
+    record = await status_of(client, first["session_id"])
+    assert record["status"] == "active" and record["agent_joined_at"] == joined
+    assert record["user_joined_at"] is None  # the agent's arrival is not the user's
+    assert sorted(await livekit.new_rooms()) == sorted([first["room_name"], second["room_name"]])
 
 
 async def test_the_sweeper_runs_by_itself_and_survives_a_restart(make_client):
