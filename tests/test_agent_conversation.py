@@ -31,13 +31,8 @@ from tests.agent_support.deepgram_standin import DeepgramStandIn
 from tests.agent_support.fake_tts import FakeTTS
 from tests.agent_support.mcp_server import OrdersMCP, serve_mcp
 from tests.agent_support.microphone import Microphone
-from tests.agent_support.openai_standin import (
-    OpenAIStandIn,
-    TextReply,
-    ToolCallReply,
-    last_user_text,
-    trailing_tool_results,
-)
+from tests.agent_support.openai_standin import OpenAIStandIn
+from tests.agent_support.support_call import TRANSCRIPTS, support_character, support_script
 from tests.livekit_support import API_KEY, API_SECRET
 from tests.tts_support.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
 
@@ -49,55 +44,6 @@ pytestmark = [
     # the chatterbox-tiny variant loads the real chatterbox stack (see tests/tts_support/engine.py)
     *CHATTERBOX_WARNINGS,
 ]
-
-
-def script(body: dict[str, Any]) -> TextReply | ToolCallReply:
-    """The LLM's side of the conversation."""
-    results = " ".join(trailing_tool_results(body))
-    if results:
-        if "call is ending" in results:
-            return TextReply("Goodbye Ada, have a lovely day!")
-        if "Not recorded" in results:
-            return ToolCallReply([("record_answer", {"field": "email", "value": "ada@example.com"})])
-        if "Recorded email" in results:
-            return TextReply("Your order A123 shipped yesterday. Anything else?")
-        return TextReply("Done.")
-    user = last_user_text(body).lower()
-    if "order" in user:
-        return ToolCallReply(
-            [
-                # the model tries to forge the hidden argument; the worker must override it
-                ("lookup_order", {"order_id": "A123", "customer_id": "forged-999"}),
-                ("record_answer", {"field": "email", "value": "ada at example"}),
-            ]
-        )
-    if "bye" in user:
-        return ToolCallReply([("end_call", {"reason": "the user said goodbye"})])
-    return TextReply("Could you say that again?")
-
-
-CHARACTER_YAML = """
-slug: support
-name: Sam
-language: en-US
-system_prompt: You are Sam, a support agent.
-greeting: "Hi {{{{user_name}}}}, I'm Sam from support. How can I help?"
-allowed_origins: ["http://localhost:*"]
-llm: {{model: gpt-4o-mini, temperature: 0.2}}
-mcp_servers:
-  - name: orders
-    url: {mcp_url}
-    headers:
-      Authorization: Bearer ${{ORDERS_MCP_TOKEN}}
-      X-Api: v2
-    allowed_tools: [lookup_order]
-    timeout: 10
-    metadata_arguments:
-      customer_id: user_id
-form:
-  fields:
-    - {{name: email, type: email, required: true}}
-"""
 
 
 @pytest.fixture
@@ -113,7 +59,7 @@ async def start_session(make_client, livekit, tmp_path: Path, mcp_url: str):
     """
     characters = tmp_path / "characters"
     characters.mkdir()
-    (characters / "support.yaml").write_text(CHARACTER_YAML.format(mcp_url=mcp_url))
+    (characters / "support.yaml").write_text(support_character(mcp_url))
     client = await make_client(characters_dir=characters)
     resp = await client.post(
         "/v1/sessions",
@@ -167,8 +113,8 @@ async def test_voice_conversation_end_to_end(
     aiohttp_server, monkeypatch, tts_service, make_client, livekit, tmp_path
 ):
     monkeypatch.setenv("ORDERS_MCP_TOKEN", "orders-secret-from-env")
-    dg = DeepgramStandIn(transcripts=["Where is my order A123?", "Thanks, that's all. Goodbye."])
-    oa = OpenAIStandIn(script=script)
+    dg = DeepgramStandIn(transcripts=TRANSCRIPTS)
+    oa = OpenAIStandIn(script=support_script)
     dg_server = await aiohttp_server(dg.app())
     oa_server = await aiohttp_server(oa.app())
     orders = OrdersMCP()

@@ -21,37 +21,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.agent_support.openai_standin import TextReply, ToolCallReply, last_user_text, trailing_tool_results
+from tests.agent_support.support_call import TRANSCRIPTS, support_script
 from tests.e2e_support.participant import User
 from tests.e2e_support.stack import WEBHOOK_SECRET, run_stack, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def script(body: dict[str, Any]) -> TextReply | ToolCallReply:
-    """The LLM: look up the order and take the email on the first turn; end the call on goodbye."""
-    results = " ".join(trailing_tool_results(body))
-    if results:
-        if "call is ending" in results:
-            return TextReply("Goodbye Ada, have a lovely day!")
-        if "Recorded email" in results:
-            return TextReply("Your order A123 shipped yesterday. Anything else?")
-        return TextReply("Done.")
-    user = last_user_text(body).lower()
-    if "order" in user:
-        return ToolCallReply(
-            [
-                # the model tries to forge the bound argument; the worker overrides it
-                ("lookup_order", {"order_id": "A123", "customer_id": "forged-999"}),
-                ("record_answer", {"field": "email", "value": "ada@example.com"}),
-            ]
-        )
-    if "bye" in user:
-        return ToolCallReply([("end_call", {"reason": "the user said goodbye"})])
-    return TextReply("Could you say that again?")
-
-
-TRANSCRIPTS = ["Where is my order A123?", "Thanks, that's all. Goodbye."]
 
 
 def test_generated_config_keeps_every_address_on_this_machine(tmp_path: Path) -> None:
@@ -88,7 +62,7 @@ def test_generated_config_keeps_every_address_on_this_machine(tmp_path: Path) ->
 
 async def test_a_whole_call_through_the_real_server(tmp_path: Path, voice_service) -> None:
     async with run_stack(
-        tmp_path, voice_url=voice_service.url, script=script, transcripts=TRANSCRIPTS
+        tmp_path, voice_url=voice_service.url, script=support_script, transcripts=TRANSCRIPTS
     ) as stack:
         # 1. the session, with metadata, MCP headers and a greeting template
         started = await stack.start_session(
@@ -152,7 +126,8 @@ async def test_a_whole_call_through_the_real_server(tmp_path: Path, voice_servic
         assert headers["x-session-id"] == session_id
         assert headers["x-tenant"] == "acme" and headers["x-api"] == "v2"
         assert headers["authorization"] == "Bearer session-token"  # the session's header wins
-        assert user.form[0]["field"] == "email" and user.form[0]["value"] == "ada@example.com"
+        # only the accepted answer reached the user's form; the malformed one was refused
+        assert [(f["field"], f["value"]) for f in user.form] == [("email", "ada@example.com")]
 
         # 5. the record: transcript, tool calls, form, metrics, usage, LiveKit's webhooks
         record = await stack.session(session_id)
@@ -169,6 +144,7 @@ async def test_a_whole_call_through_the_real_server(tmp_path: Path, voice_servic
         tools = [e for e in events if e["type"] == "tool_call"]
         lookup = next(t for t in tools if t["tool"] == "lookup_order")
         assert lookup["ok"] and lookup["arguments"]["customer_id"] == "u-42"
+        assert [t["ok"] for t in tools if t["tool"] == "record_answer"] == [False, True]
         assert any(t["tool"] == "end_call" for t in tools)
         metrics = [e for e in events if e["type"] == "metrics"]
         assert any(m["e2e_latency_ms"] is not None for m in metrics)
@@ -231,7 +207,9 @@ async def test_a_worker_without_providers_joins_and_says_what_is_missing(tmp_pat
         "CHATTERBOX_MODEL_DIR": str(no_weights),
         "CHATTERBOX_CACHE_DIR": str(no_weights),
     }
-    async with run_stack(tmp_path, voice_url=None, script=script, transcripts=[], worker_env=bare) as stack:
+    async with run_stack(
+        tmp_path, voice_url=None, script=support_script, transcripts=[], worker_env=bare
+    ) as stack:
         started = await stack.start_session(metadata={"user_id": "u-42", "user_name": "Ada"})
         session_id = started["session_id"]
         await wait_until(_status(stack, session_id, "ended"), 60, "the agent to give up")

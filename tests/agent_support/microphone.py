@@ -7,15 +7,20 @@ import contextlib
 import time
 
 import numpy as np
+from livekit import rtc
 
 from .audio_io import PushAudioInput
 from .speech import frames, silence, speak
 
 
 class Microphone:
-    """Feeds `input` 20 ms frames at real-time pace; `say()` queues espeak speech."""
+    """Feeds 20 ms frames at real-time pace; `say()` queues espeak speech.
 
-    def __init__(self, input: PushAudioInput, *, sample_rate: int = 48_000) -> None:
+    The frames go to `input`: a session's `PushAudioInput` (in-process), or an
+    `rtc.AudioSource` behind a published microphone track (through a LiveKit room).
+    """
+
+    def __init__(self, input: PushAudioInput | rtc.AudioSource, *, sample_rate: int = 48_000) -> None:
         self.input = input
         self.sample_rate = sample_rate
         self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[None]]] = asyncio.Queue()
@@ -38,7 +43,16 @@ class Microphone:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self.input.close()
+        if isinstance(self.input, rtc.AudioSource):
+            await self.input.aclose()
+        else:
+            self.input.close()
+
+    async def _send(self, frame: rtc.AudioFrame) -> None:
+        if isinstance(self.input, rtc.AudioSource):
+            await self.input.capture_frame(frame)
+        else:
+            self.input.push(frame)
 
     async def _run(self) -> None:
         quiet = frames(silence(0.02, self.sample_rate), self.sample_rate)[0]
@@ -49,7 +63,7 @@ class Microphone:
             except asyncio.QueueEmpty:
                 pcm, done = None, None
             for frame in frames(pcm, self.sample_rate) if pcm is not None else [quiet]:
-                self.input.push(frame)
+                await self._send(frame)
                 next_at += 0.02
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             if done is not None and not done.done():

@@ -8,7 +8,6 @@ into a microphone track at real-time pace.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from tests.agent_support.speech import frames, silence, speak
+from tests.agent_support.microphone import Microphone
 
 SAMPLE_RATE = 48_000
 _LOUD_RMS = 200.0  # int16 RMS of a frame that carries sound, far above Opus' decoded silence
@@ -49,9 +48,7 @@ class User:
         self.disconnected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._streams: list[rtc.AudioStream] = []
-        self._source: rtc.AudioSource | None = None
-        self._mic_task: asyncio.Task[None] | None = None
-        self._speech: asyncio.Queue[tuple[np.ndarray, asyncio.Future[None]]] = asyncio.Queue()
+        self._mic: Microphone | None = None
         self.room.on("track_subscribed", self._on_track)
         self.room.on("disconnected", lambda *_: self.disconnected.set())
         self.room.register_text_stream_handler("lk.transcription", self._on_text("transcription"))
@@ -110,35 +107,17 @@ class User:
 
     async def publish_microphone(self) -> None:
         """Publish a microphone track that sends silence until `say()` is called."""
-        self._source = rtc.AudioSource(SAMPLE_RATE, 1)
-        track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
+        source = rtc.AudioSource(SAMPLE_RATE, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("microphone", source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         await self.room.local_participant.publish_track(track, options)
-        self._mic_task = asyncio.create_task(self._microphone())
+        self._mic = Microphone(source, sample_rate=SAMPLE_RATE)
+        self._mic.start()
 
-    async def say(self, text: str, *, pause_after: float = 0.3) -> float:
-        """Speak `text`; returns the monotonic time its last voiced frame was sent."""
-        pcm = np.concatenate([speak(text, SAMPLE_RATE), silence(pause_after, SAMPLE_RATE)])
-        done = asyncio.get_running_loop().create_future()
-        await self._speech.put((pcm, done))
-        await done
-        return time.monotonic() - pause_after
-
-    async def _microphone(self) -> None:
-        assert self._source is not None
-        quiet = frames(silence(0.02, SAMPLE_RATE), SAMPLE_RATE)[0]
-        next_at = time.monotonic()
-        while True:
-            try:
-                pcm, done = self._speech.get_nowait()
-            except asyncio.QueueEmpty:
-                pcm, done = None, None
-            for frame in frames(pcm, SAMPLE_RATE) if pcm is not None else [quiet]:
-                await self._source.capture_frame(frame)
-                next_at += 0.02
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            if done is not None and not done.done():
-                done.set_result(None)
+    async def say(self, text: str, *, pause_after: float = 0.3) -> None:
+        """Speak `text` into the published microphone; returns once it has been sent."""
+        assert self._mic is not None, "publish_microphone() first"
+        await self._mic.say(text, pause_after=pause_after)
 
     def spoken(self, role: str) -> list[str]:
         """Final transcript lines of the agent (`agent`) or of the user (`user`)."""
@@ -151,15 +130,11 @@ class User:
         ]
 
     async def leave(self) -> None:
-        if self._mic_task is not None:
-            self._mic_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._mic_task
+        if self._mic is not None:
+            await self._mic.aclose()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for stream in self._streams:
             await stream.aclose()
-        if self._source is not None:
-            await self._source.aclose()
         await self.room.disconnect()

@@ -31,6 +31,7 @@ from dev.livekit_server import LiveKitConfig, LiveKitServer, free_port
 from tests.agent_support.deepgram_standin import DeepgramStandIn
 from tests.agent_support.mcp_server import OrdersMCP, serve_mcp
 from tests.agent_support.openai_standin import OpenAIStandIn, Script
+from tests.agent_support.support_call import support_character
 
 from .participant import User
 from .processes import Process
@@ -42,32 +43,11 @@ SERVER_KEY = "e2e-server-key"
 WEBHOOK_SECRET = "e2e-webhook-secret"
 ORIGIN = "http://localhost:3000"
 
-CHARACTER_YAML = """
-slug: support
-name: Sam
-language: en-US
-system_prompt: You are Sam, a support agent.
-greeting: "Hi {{{{user_name}}}}, I'm Sam from support. How can I help?"
-allowed_origins: ["{origin}"]
-llm: {{model: gpt-4o-mini, temperature: 0.2}}
-max_concurrent_sessions: 2
+# A small limit, so a test shows a slot coming back; webhooks to the test's receiver.
+E2E_CHARACTER_KEYS = """max_concurrent_sessions: 2
 join_timeout_seconds: 60
 webhook_url: {webhook_url}
-webhook_secret: ${{E2E_WEBHOOK_SECRET}}
-mcp_servers:
-  - name: orders
-    url: {mcp_url}
-    headers:
-      Authorization: Bearer ${{ORDERS_MCP_TOKEN}}
-      X-Api: v2
-    allowed_tools: [lookup_order]
-    timeout: 10
-    metadata_arguments:
-      customer_id: user_id
-form:
-  fields:
-    - {{name: email, type: email, required: true}}
-"""
+webhook_secret: ${{E2E_WEBHOOK_SECRET}}"""
 
 
 @dataclass
@@ -264,7 +244,9 @@ async def run_stack(
         characters = workdir / "characters"
         characters.mkdir(parents=True, exist_ok=True)
         (characters / "support.yaml").write_text(
-            CHARACTER_YAML.format(origin=ORIGIN, webhook_url=f"{hook_url}/hook", mcp_url=mcp_url)
+            support_character(
+                mcp_url, origin=ORIGIN, extra=E2E_CHARACTER_KEYS.format(webhook_url=f"{hook_url}/hook")
+            )
         )
         common = {
             "LIVEKIT_URL": stack.livekit.config.ws_url,
