@@ -21,22 +21,13 @@ from pydantic import ValidationError
 
 from characters.events import sign_ingest_token
 from tests.livekit_support import API_KEY, API_SECRET
+from tests.test_session_records import KEY, LOCKED, ORIGIN, start
 from token_server.app import DB, LIFECYCLE, START
 from token_server.db import sessions, webhook_deliveries
 from token_server.livekit import LIST_ROOMS_BATCH, LiveKitRooms
 from token_server.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-KEY = {"Authorization": "Bearer server-key-1"}
-ORIGIN = {"Origin": "https://shop.example.com"}
-LOCKED = {"agent": "locked", "metadata": {"name": "Ana"}}  # a limit of 2
-
-
-async def start(client, body=None) -> dict:
-    resp = await client.post("/v1/sessions", json=body or LOCKED, headers=ORIGIN)
-    assert resp.status == 201, await resp.text()
-    return await resp.json()
 
 
 async def fill_the_limit(client) -> list[dict]:

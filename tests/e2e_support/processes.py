@@ -15,7 +15,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Process:
@@ -51,36 +55,32 @@ class Process:
 
     def wait_for_log(self, pattern: str, timeout: float, *, after: int = 0) -> re.Match[str]:
         """Wait until the log (from character `after` on) matches `pattern`."""
-        deadline = time.monotonic() + timeout
         regex = re.compile(pattern)
-        while True:
-            match = regex.search(self.log(), after)
-            if match:
-                return match
-            if not self.running:
-                raise AssertionError(f"{self.name} exited before logging {pattern!r}:\n{self.log()[-4000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self.name} did not log {pattern!r} in {timeout} s:\n{self.log()[-4000:]}"
-                )
-            time.sleep(0.1)
+        return self._wait(lambda: regex.search(self.log(), after), f"log {pattern!r}", timeout)
 
     def wait_for_http(self, url: str, timeout: float) -> None:
         """Wait until `url` answers 200."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def answers() -> bool:
             with (
                 contextlib.suppress(urllib.error.URLError, OSError),
                 urllib.request.urlopen(url, timeout=1) as resp,  # noqa: S310 - a local URL
             ):
-                if resp.status == 200:
-                    return
+                return resp.status == 200
+            return False
+
+        self._wait(answers, f"answer {url}", timeout)
+
+    def _wait(self, check: Callable[[], T], what: str, timeout: float) -> T:
+        """Poll `check` until it is truthy; fail with the log if the process exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if result := check():
+                return result
             if not self.running:
-                raise AssertionError(f"{self.name} exited:\n{self.log()[-4000:]}")
+                raise AssertionError(f"{self.name} exited before it did {what}:\n{self.log()[-4000:]}")
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self.name} did not answer {url} in {timeout} s:\n{self.log()[-4000:]}"
-                )
+                raise AssertionError(f"{self.name} did not {what} in {timeout} s:\n{self.log()[-4000:]}")
             time.sleep(0.1)
 
     def signal_group(self, sig: int) -> None:
