@@ -52,7 +52,7 @@ bench-deps:
 livekit: $(LIVEKIT_SERVER) ## Provide livekit-server: the one on PATH, else build the pinned version into .tools/
 
 $(LIVEKIT_BUILT):
-	@command -v go >/dev/null || { echo "livekit-server is missing: install Go 1.22 or newer (Debian: golang-go), or put a livekit-server binary on PATH"; exit 1; }
+	@command -v go >/dev/null || { echo "livekit-server is missing: install Go 1.21 or newer (it fetches the Go 1.26 toolchain the server needs), or put a livekit-server binary on PATH"; exit 1; }
 	@echo "building livekit-server $(LIVEKIT_VERSION) from its Go module (a few minutes, once)"
 	@rm -rf $(@D).tmp && mkdir -p $(@D).tmp
 	GOBIN=$(abspath $(@D).tmp) go install $(LIVEKIT_MODULE)@$(LIVEKIT_VERSION)
