@@ -26,6 +26,9 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    if logging.getLogger().level > logging.DEBUG:
+        # two lines about the migration context at every start say nothing to a user
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def warn_about_short_secret(secret: str) -> None:
