@@ -140,7 +140,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         db = Database(settings.database_url)
-        await migrate(db.engine)
+        await migrate(db)
         timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             store = SessionStore(db)

@@ -134,12 +134,19 @@ def is_sqlite(engine: AsyncEngine | AsyncConnection | sa.Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _sqlite_pragmas(engine: sa.Engine) -> None:
-    """WAL, a busy timeout, and `BEGIN IMMEDIATE` so a transaction holds the write lock from the start."""
+def _sqlite_pragmas(engine: sa.Engine, *, begin: str) -> None:
+    """WAL, a busy timeout, and `begin` as the statement that opens each transaction.
+
+    The writer's engine opens with `BEGIN IMMEDIATE`, so a write transaction holds the
+    write lock from the start. The read engine opens with a plain (deferred) `BEGIN`:
+    under WAL a transaction that only reads takes a snapshot and never the write lock,
+    so a long read never holds up a write.
+    """
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
-        # Let SQLAlchemy emit BEGIN itself (below) instead of sqlite3's deferred one.
+        # Open every transaction with `begin` (below): sqlite3's own BEGIN comes only
+        # before a write, which would leave a read's statements outside any snapshot.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -150,7 +157,7 @@ def _sqlite_pragmas(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -164,7 +171,7 @@ def create_engine(url: str) -> AsyncEngine:
     # only queue on the GIL: at 16 concurrent reads, 15 connections gave a p99 near
     # 1 s and 2 gave 70 ms at the same throughput (bench/retrieval.py).
     engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=2, max_overflow=0)
-    _sqlite_pragmas(engine.sync_engine)
+    _sqlite_pragmas(engine.sync_engine, begin="BEGIN")
     return engine
 
 
@@ -189,7 +196,7 @@ class Database:
             self._sync_engine = sa.create_engine(
                 sync_url, connect_args={"timeout": 30, "check_same_thread": False}
             )
-            _sqlite_pragmas(self._sync_engine)
+            _sqlite_pragmas(self._sync_engine, begin="BEGIN IMMEDIATE")
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
@@ -205,7 +212,7 @@ class Database:
             return fn(conn, *args)
 
     def connect(self):
-        """A connection for reads."""
+        """A connection for reads only (on SQLite its transactions never take the write lock)."""
         return self.engine.connect()
 
     async def dispose(self) -> None:
@@ -223,15 +230,18 @@ def _alembic_config(connection: sa.Connection) -> Config:
     return config
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Apply every pending migration.
+async def migrate(db: Database) -> None:
+    """Apply every pending migration, as one write transaction.
 
-    On PostgreSQL an advisory lock makes concurrent start-ups of several token
-    servers apply them once.
+    On SQLite it runs on the writer thread, under the write lock; on PostgreSQL an
+    advisory lock makes concurrent start-ups of several token servers apply them once.
     """
-    async with engine.begin() as conn:
-        if not is_sqlite(conn):
-            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270135)"))
-        # Alembic reads its scripts from disk synchronously. This runs once, before the
-        # server accepts its first request, so nothing is waiting on the loop yet.
-        await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), "head"))
+    await db.write(_upgrade)
+
+
+def _upgrade(conn: sa.Connection) -> None:
+    if not is_sqlite(conn):
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270135)"))
+    # Alembic reads its scripts from disk synchronously. This runs once, before the
+    # server accepts its first request, so nothing is waiting on the loop yet.
+    command.upgrade(_alembic_config(conn), "head")
