@@ -21,12 +21,17 @@ COUNT = sa.select(sa.func.count()).select_from(sessions)
 
 
 async def test_an_open_read_transaction_leaves_the_write_lock_free(make_client, database_url):
-    client = await make_client()
+    # The background loops write once at start-up, then only hourly.
+    client = await make_client(
+        sweep_interval_seconds=3600, reconcile_interval_seconds=3600, webhook_poll_seconds=3600
+    )
     path = make_url(database_url).database
     async with client.app[DB].connect() as reader:
         await reader.execute(COUNT)
-        # Another connection takes the write lock at once, without waiting (timeout 0).
-        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        # Another connection takes the write lock while the read is open. It may wait
+        # out one of those start-up writes, but a reader holding the lock would make
+        # it wait until this block ends, so its 10 s would run out.
+        other = sqlite3.connect(path, timeout=10, isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")
             other.execute("ROLLBACK")
