@@ -9,11 +9,13 @@ import json
 import time
 
 import pytest
+import sqlalchemy as sa
 from aiohttp import web
 
 from characters.events import sign_ingest_token
 from tests.livekit_support import API_KEY, API_SECRET
 from token_server.app import DB, WEBHOOKS
+from token_server.db import webhook_deliveries
 from token_server.post_call import PostCallWebhooks, RetryPolicy, sign
 
 pytestmark = pytest.mark.integration
@@ -23,24 +25,28 @@ WEBHOOK_SECRET = "whsec-test-0123456789abcdef"
 
 
 class Receiver:
-    """A webhook endpoint on loopback that fails its first `failures` deliveries."""
+    """A webhook endpoint on loopback that fails its first `failures` deliveries.
 
-    def __init__(self, failures: int) -> None:
+    Each answer takes `delay` seconds: a slow receiver.
+    """
+
+    def __init__(self, failures: int, delay: float = 0.0) -> None:
         self.failures = failures
+        self.delay = delay
         self.received: list[tuple[dict, bytes, dict]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.received.append((dict(request.headers), body, json.loads(body)))
-        if len(self.received) <= self.failures:
-            return web.Response(status=503)
-        return web.Response(status=204)
+        failed = len(self.received) <= self.failures
+        await asyncio.sleep(self.delay)
+        return web.Response(status=503 if failed else 204)
 
 
 @pytest.fixture
 async def receiver_url(aiohttp_server):
-    async def make(failures: int) -> tuple[Receiver, str]:
-        receiver = Receiver(failures)
+    async def make(failures: int, delay: float = 0.0) -> tuple[Receiver, str]:
+        receiver = Receiver(failures, delay)
         app = web.Application()
         app.router.add_post("/hook", receiver.handle)
         server = await aiohttp_server(app)
@@ -155,6 +161,53 @@ async def test_no_secret_in_the_environment_is_a_recorded_failure(
     (attempt,) = record["webhooks"][0]["attempts"]
     assert "environment variable is not set" in attempt["error"]
     assert receiver.received == []
+
+
+async def test_two_senders_and_a_slow_receiver_post_each_delivery_once(
+    make_client, receiver_url, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    # Each answer takes 0.5 s, well inside the 5 s timeout and the 6 s lease, but 16
+    # of them take 8 s: longer than a lease, were the lease to cover them all.
+    receiver, url = await receiver_url(failures=0, delay=0.5)
+    chars = character_with_webhook(tmp_path, url)
+    # Two token servers on one database; their own loops stay idle (they poll hourly).
+    clients = [await make_client(characters_dir=chars, webhook_poll_seconds=3600) for _ in range(2)]
+    sids = [await end_a_session(clients[0]) for _ in range(16)]
+
+    def sender(client) -> PostCallWebhooks:
+        webhooks = client.app[WEBHOOKS]
+        return PostCallWebhooks(
+            client.app[DB],
+            webhooks._http,
+            webhooks._characters,
+            webhooks._summary,
+            # A failed attempt would be retried only after the test is over.
+            policy=RetryPolicy(base=3600, cap=3600, window=7200),
+            timeout_seconds=5.0,
+            lease_seconds=6.0,
+        )
+
+    async def pending() -> int:
+        async with clients[0].app[DB].connect() as conn:
+            query = sa.select(sa.func.count()).where(webhook_deliveries.c.status == "pending")
+            return (await conn.execute(query)).scalar_one()
+
+    async def send_until_none_pending(webhooks: PostCallWebhooks) -> None:
+        while await pending():
+            await webhooks.deliver_due()
+            await asyncio.sleep(0.05)
+
+    senders = [sender(client) for client in clients]
+    await asyncio.wait_for(asyncio.gather(*(send_until_none_pending(s) for s in senders)), 60)
+
+    posted = sorted(headers["X-Oshara-Delivery"] for headers, _, _ in receiver.received)
+    deliveries = []
+    for sid in sids:
+        record = await (await clients[1].get(f"/v1/sessions/{sid}", headers=KEY)).json()
+        deliveries += record["webhooks"]
+    assert posted == sorted(d["id"] for d in deliveries)
+    assert all(d["status"] == "delivered" and len(d["attempts"]) == 1 for d in deliveries)
 
 
 def test_retry_policy_backs_off_to_its_cap():

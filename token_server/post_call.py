@@ -4,8 +4,9 @@ The session's summary is POSTed to the character's `webhook_url`, signed, retrie
 with backoff, and every attempt is recorded.
 
 Deliveries are queued in the database in the same transaction that ends the
-session and sent by a background loop, never in a request's path. A delivery is
-leased before it is sent, so several token servers never send one twice at once.
+session and sent by a background loop, never in a request's path. Deliveries are
+sent one at a time, each leased just before it is sent for longer than one attempt
+can take, so several token servers never send one twice at once.
 
 Signature: `X-Oshara-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`
 keyed with the character's `webhook_secret`. Receivers should check it and reject
@@ -37,6 +38,9 @@ log = logging.getLogger("token_server.post_call")
 
 SIGNATURE_HEADER = "X-Oshara-Signature"
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+# How much longer than the POST's timeout a lease lasts: time to build the payload
+# before the POST and to record the attempt after it.
+LEASE_MARGIN_SECONDS = 50.0
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -78,9 +82,17 @@ class PostCallWebhooks:
         *,
         policy: RetryPolicy,
         timeout_seconds: float = 10.0,
-        lease_seconds: float = 60.0,
+        lease_seconds: float | None = None,
     ) -> None:
-        """`summary(session_id)` builds the payload (an awaitable returning a dict)."""
+        """`summary(session_id)` builds the payload (an awaitable returning a dict).
+
+        A lease covers one attempt, so it must outlast the POST's timeout; by default
+        it is the timeout plus `LEASE_MARGIN_SECONDS`.
+        """
+        if lease_seconds is None:
+            lease_seconds = timeout_seconds + LEASE_MARGIN_SECONDS
+        if lease_seconds <= timeout_seconds:
+            raise ValueError("a webhook lease must outlast the attempt's timeout")
         self._db = db
         self._http = http
         self._characters = characters
@@ -88,9 +100,6 @@ class PostCallWebhooks:
         self._policy = policy
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._lease = dt.timedelta(seconds=lease_seconds)
-
-    async def _claim_due(self, limit: int = 20) -> list[sa.Row]:
-        return await self._db.write(_claim_due, utcnow(), self._lease, limit)
 
     async def _attempt(self, delivery: sa.Row, character: Character | None) -> tuple[int | None, str | None]:
         secret = resolve_secret(character.webhook_secret) if character else None
@@ -118,15 +127,21 @@ class PostCallWebhooks:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return None, type(exc).__name__
 
-    async def deliver_due(self) -> int:
-        """Send every due delivery once; returns how many were attempted."""
-        rows = await self._claim_due()
-        for delivery in rows:
+    async def deliver_due(self, limit: int = 20) -> int:
+        """Send up to `limit` due deliveries, one at a time; returns how many were attempted.
+
+        Each is leased only when its turn comes: a lease taken for a whole batch would
+        run out while the batch's later deliveries wait behind slow receivers.
+        """
+        for attempted in range(limit):
+            delivery = await self._db.write(_claim_next, utcnow(), self._lease)
+            if delivery is None:
+                return attempted
             started = time.perf_counter()
             status_code, error = await self._attempt(delivery, self._characters.get(delivery.character))
             duration_ms = (time.perf_counter() - started) * 1000
             await self._record(delivery, status_code, error, duration_ms)
-        return len(rows)
+        return limit
 
     async def _record(
         self, delivery: sa.Row, status_code: int | None, error: str | None, duration_ms: float
@@ -162,21 +177,23 @@ class PostCallWebhooks:
         )
 
 
-def _claim_due(conn: sa.Connection, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[sa.Row]:
+def _claim_next(conn: sa.Connection, now: dt.datetime, lease: dt.timedelta) -> sa.Row | None:
+    """Lease the longest-due free delivery, or return None if there is none."""
     free = sa.or_(webhook_deliveries.c.locked_until.is_(None), webhook_deliveries.c.locked_until < now)
     due = (
         sa.select(webhook_deliveries, sessions.c.character)
         .join(sessions, sessions.c.id == webhook_deliveries.c.session_id)
         .where(webhook_deliveries.c.status == "pending", webhook_deliveries.c.next_attempt_at <= now, free)
         .order_by(webhook_deliveries.c.next_attempt_at)
-        .limit(limit)
+        .limit(20)
     )
-    claimed = []
+    # Another token server may lease a candidate between the SELECT and the UPDATE
+    # (PostgreSQL); then the next candidate is tried.
     for row in conn.execute(due).all():
         lease_it = webhook_deliveries.update().where(webhook_deliveries.c.id == row.id, free)
         if conn.execute(lease_it.values(locked_until=now + lease)).rowcount == 1:
-            claimed.append(row)
-    return claimed
+            return row
+    return None
 
 
 def _record_attempt(
