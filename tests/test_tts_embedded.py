@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -40,6 +41,28 @@ async def test_embedded_service_starts_serves_the_plugin_and_stops(tmp_path: Pat
     assert process.returncode is not None
     with pytest.raises(EmbeddedServiceError):
         _ = service.url
+
+
+async def test_10000_lines_of_child_output_change_nothing() -> None:
+    # About 700 KB, over three times what the pipe and the parent's stream buffer hold.
+    # The outer limit is there because a child blocked on a full pipe also blocks
+    # aclose(): on Python 3.11 Process.wait() returns only once stdout is closed.
+    service = EmbeddedVoiceService(module="tests.tts_support.chatty_service", startup_timeout=30)
+    async with (
+        asyncio.timeout(60),
+        service,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http,
+    ):
+        url = service.url
+        resp = await http.post(f"{url}/print", params={"lines": "10000"})
+        assert (resp.status, await resp.json()) == (200, {"printed": 10_000})
+        resp = await http.post(f"{url}/print", params={"lines": "1"})
+        assert resp.status == 200
+        assert (await http.get(f"{url}/healthz")).status == 200
+        assert service.url == url
+        process = service._process
+        assert process is not None and process.returncode is None
+    assert process.returncode is not None
 
 
 async def test_a_configured_url_starts_nothing() -> None:

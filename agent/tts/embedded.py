@@ -35,6 +35,7 @@ class EmbeddedVoiceService:
             environment is inherited.
         startup_timeout: Seconds to wait for the models to load and /healthz to answer.
         python: The interpreter to run; by default this one.
+        module: The module run as `python -m <module> serve`; tests put a stand-in here.
     """
 
     def __init__(
@@ -43,11 +44,14 @@ class EmbeddedVoiceService:
         env: Mapping[str, str] | None = None,
         startup_timeout: float = 600.0,
         python: str = sys.executable,
+        module: str = "agent.tts",
     ) -> None:
         self._env = {**os.environ, **(env or {})}
         self._startup_timeout = startup_timeout
         self._python = python
+        self._module = module
         self._process: asyncio.subprocess.Process | None = None
+        self._stdout_reader: asyncio.Task[None] | None = None
         self._url: str | None = None
 
     @property
@@ -69,7 +73,7 @@ class EmbeddedVoiceService:
         self._process = await asyncio.create_subprocess_exec(
             self._python,
             "-m",
-            "agent.tts",
+            self._module,
             "serve",
             "--host",
             "127.0.0.1",
@@ -82,6 +86,11 @@ class EmbeddedVoiceService:
         try:
             async with asyncio.timeout(self._startup_timeout):
                 url = await self._read_ready_line()
+                # The child keeps writing to stdout (chatterbox prints a line per Turbo
+                # synthesis); unread, the pipe fills and the child blocks in print().
+                self._stdout_reader = asyncio.create_task(
+                    self._read_further_output(self._process.stdout), name="embedded voice service stdout"
+                )
                 await self._wait_healthy(url)
         except BaseException:
             await self.aclose()
@@ -105,6 +114,21 @@ class EmbeddedVoiceService:
                 return text.removeprefix(_READY_PREFIX)
 
     @staticmethod
+    async def _read_further_output(stdout: asyncio.StreamReader | None) -> None:
+        """Read the child's stdout after the ready line until it closes, logging each line at DEBUG."""
+        assert stdout is not None
+        while True:
+            try:
+                line = await stdout.readline()
+            except ValueError:
+                continue  # a line over the stream's limit: the reader has dropped it
+            if not line:
+                return
+            logger.debug(
+                "embedded voice service output", extra={"line": line.decode("utf-8", "replace").rstrip()}
+            )
+
+    @staticmethod
     async def _wait_healthy(url: str) -> None:
         async with aiohttp.ClientSession() as session:
             while True:
@@ -119,17 +143,21 @@ class EmbeddedVoiceService:
     async def aclose(self) -> None:
         """Stop the child: SIGTERM, then SIGKILL after 10 seconds."""
         process, self._process, self._url = self._process, None, None
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            async with asyncio.timeout(10):
+        reader, self._stdout_reader = self._stdout_reader, None
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
                 await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
         with contextlib.suppress(Exception):
-            if process.stdout is not None:
+            if process is not None and process.stdout is not None:
                 await process.stdout.read()
 
     async def __aenter__(self) -> EmbeddedVoiceService:
