@@ -41,6 +41,7 @@ async def clips(aiohttp_server: Callable[..., Awaitable[Any]]) -> tuple[int, Tab
             "internal.test": ["192.168.1.20"],
             "mixed.test": ["93.184.216.34", "10.1.2.3"],
             "metadata.test": ["169.254.169.254"],
+            "sixtofour.test": ["2002:c0a8:114::1"],  # 6to4 around 192.168.1.20
         }
     )
     return server.port, resolver
@@ -69,7 +70,8 @@ async def test_a_good_clip_in_each_format_is_accepted(clips: tuple[int, TableRes
 @pytest.mark.parametrize(
     "host",
     ["127.0.0.1", "[::1]", "10.0.0.7", "172.16.5.4", "172.31.255.1", "192.168.0.10", "169.254.169.254",
-     "[fd00:ec2::254]", "[::ffff:127.0.0.1]", "0.0.0.0", "224.0.0.1"],  # noqa: S104 - a URL host, not a bind
+     "[fd00:ec2::254]", "[::ffff:127.0.0.1]", "[2002:7f00:1::1]", "[2002:a9fe:a9fe::]", "[::127.0.0.1]",
+     "[64:ff9b::10.0.0.1]", "0.0.0.0", "224.0.0.1"],  # noqa: S104 - a URL host, not a bind
 )  # fmt: skip
 async def test_ip_literals_that_are_not_public_are_refused(
     clips: tuple[int, TableResolver], host: str
@@ -79,7 +81,7 @@ async def test_ip_literals_that_are_not_public_are_refused(
     assert await rejected(f, f"http://{host}:{port}/clip.wav") == REASON_ADDRESS
 
 
-@pytest.mark.parametrize("name", ["internal.test", "mixed.test", "metadata.test"])
+@pytest.mark.parametrize("name", ["internal.test", "mixed.test", "metadata.test", "sixtofour.test"])
 async def test_names_resolving_to_private_addresses_are_refused_after_dns(
     clips: tuple[int, TableResolver], name: str
 ) -> None:
@@ -171,6 +173,33 @@ def test_address_classification() -> None:
     for bad in ["127.0.0.1", "::1", "10.1.1.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "fd00:ec2::254",
                 "100.64.0.1", "::ffff:10.0.0.1", "ff02::1", "240.0.0.1", "not-an-ip"]:  # fmt: skip
         assert not address_allowed(bad), bad
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2002:7f00:1::1",  # 6to4 around 127.0.0.1
+        "2002:a00:7::",  # 6to4 around 10.0.0.7
+        "2002:c0a8:101:1::1",  # 6to4 around 192.168.1.1, any subnet and host after it
+        "2002:a9fe:a9fe::1",  # 6to4 around 169.254.169.254, the metadata address
+        "2002:6440:1::",  # 6to4 around 100.64.0.1, shared address space
+        "::10.0.0.1",  # IPv4-compatible
+        "::127.0.0.1",
+        "::ffff:0:192.168.1.1",  # IPv4-translated
+        "64:ff9b::10.0.0.1",  # NAT64, well-known prefix
+        "64:ff9b::169.254.169.254",
+        "64:ff9b:1::a00:1",  # NAT64, local-use prefix
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+        "2001:0:c0a8:101:8000:63bf:3fff:fdd2",  # Teredo, server 192.168.1.1
+    ],
+)
+def test_ipv6_forms_carrying_a_non_public_ipv4_address_are_refused(address: str) -> None:
+    assert not address_allowed(address)
+
+
+def test_ipv6_forms_carrying_a_public_ipv4_address_are_judged_by_it() -> None:
+    assert address_allowed("::ffff:93.184.216.34")
+    assert address_allowed("2002:5db8:d822::1")  # 6to4 around 93.184.216.34
 
 
 def test_clip_bytes_are_real_audio() -> None:

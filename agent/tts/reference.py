@@ -4,7 +4,9 @@ The URL comes from whoever started the session, so it is fetched with an SSRF gu
 
 - http and https only;
 - every address the host resolves to must be public (not loopback, private,
-  link-local, multicast, reserved, unspecified or cloud metadata). The check runs in
+  link-local, multicast, reserved, unspecified or cloud metadata), and so must every
+  IPv4 address an IPv6 address carries (IPv4-mapped and -compatible, 6to4, Teredo,
+  NAT64), since a relay or translator on the path delivers to it. The check runs in
   the connector's resolver, i.e. at connect time after DNS, so a name that changes its
   answer between a check and the connection (DNS rebinding) cannot slip through;
 - redirects are followed by hand, at most `reference_max_redirects`, each target
@@ -48,6 +50,16 @@ REASON_TOO_LONG = "too_long"
 _METADATA_ADDRESSES = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 )
+# IPv6 forms whose last 32 bits are an IPv4 address: IPv4-compatible (::a.b.c.d),
+# IPv4-translated (::ffff:0:a.b.c.d) and NAT64's well-known prefix (RFC 6052).
+# NAT64's local-use 64:ff9b:1::/48 (RFC 8215) places it by prefix length, so it is
+# refused as a whole.
+_LOW_32_BITS_IPV4 = (
+    ipaddress.ip_network("::/96"),
+    ipaddress.ip_network("::ffff:0:0/96"),
+    ipaddress.ip_network("64:ff9b::/96"),
+)
+_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK_BYTES = 64 * 1024
 
@@ -89,8 +101,28 @@ def address_allowed(address: str) -> bool:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _public(ip)
+    if ip.ipv4_mapped is not None:
+        return _public(ip.ipv4_mapped)  # the socket connects to the IPv4 address itself
+    if ip in _NAT64_LOCAL_USE:
+        return False
+    return _public(ip) and all(_public(v4) for v4 in _embedded_ipv4(ip))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries by a tunnelling or translation form."""
+    embedded: list[ipaddress.IPv4Address] = []
+    if ip.sixtofour is not None:  # 2002:AABB:CCDD::/48
+        embedded.append(ip.sixtofour)
+    if ip.teredo is not None:  # 2001:0::/32: the server, then the client (de-obfuscated)
+        embedded.extend(ip.teredo)
+    if any(ip in network for network in _LOW_32_BITS_IPV4):
+        embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF))
+    return embedded
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if ip in _METADATA_ADDRESSES:
         return False
     return ip.is_global and not (
