@@ -4,7 +4,9 @@ A pattern is one of:
 - `*`: any origin;
 - an exact origin, `https://example.com` or `http://localhost:8080`;
 - an origin with any port, `http://localhost:*`;
-- subdomains of a domain, `https://*.example.com` (not the domain itself).
+- subdomains of a domain, `https://*.example.com`: one or more labels before the
+  domain (`a.example.com`, `a.b.example.com`), each non-empty and of letters, digits
+  and hyphens as in a pattern's own host; not the domain itself, nor `.example.com`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ _PATTERN = re.compile(
     r"^(?P<scheme>https?)://(?P<wild>\*\.)?(?P<host>\[[0-9a-f:.]+\]|[a-z0-9-]+(?:\.[a-z0-9-]+)*)"
     r"(?::(?P<port>\*|\d{1,5}))?/?$"
 )
+_LABEL = re.compile(r"[a-z0-9-]+")
 
 
 @dataclass(frozen=True)
@@ -81,5 +84,6 @@ def _matches(origin: Origin, pattern: str) -> bool:
         return False
     host = match["host"].strip("[]")
     if match["wild"]:
-        return origin.host.endswith("." + host)
+        subdomain = origin.host.removesuffix("." + host)
+        return subdomain != origin.host and all(_LABEL.fullmatch(label) for label in subdomain.split("."))
     return origin.host == host
