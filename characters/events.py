@@ -15,7 +15,9 @@ import warnings
 from typing import Annotated, Any, Literal
 
 import jwt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .redaction import redact_arguments
 
 INGEST_AUDIENCE = "oshara-ingest"
 INGEST_PATH = "/internal/v1/sessions/{session_id}/events"
@@ -71,8 +73,14 @@ class ToolCall(_Event):
     duration_ms: float = Field(ge=0)
     ok: bool
     error: str | None = Field(None, max_length=2_000)
-    # Arguments as the tool received them, with secret values removed.
+    # Arguments as the tool received them, with secret values removed at any depth.
     arguments: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("arguments")
+    @classmethod
+    def _redact(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Runs where the worker builds the event and where the token server reads it.
+        return redact_arguments(value)
 
 
 class FormUpdated(_Event):

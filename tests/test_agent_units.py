@@ -15,7 +15,7 @@ from agent.mcp_tools import MissingEnvironment, hide_arguments, merged_headers, 
 from agent.reporting import SessionReporter
 from agent.settings import Settings
 from agent.voice import build_llm, build_stt, build_tts, stt_language
-from characters.events import SessionEvent
+from characters.events import SessionEvent, ToolCall
 from characters.model import FormConfig, FormField
 from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
 
@@ -271,3 +271,19 @@ def test_reporter_turns_chat_items_into_transcripts_and_turn_metrics():
     reporter.report_end("done")
     reporter.report_end("twice")
     assert [e.type for e in events].count("session_ended") == 1
+
+
+def test_the_worker_reports_tool_arguments_without_nested_secrets():
+    event = ToolCall(
+        tool="lookup",
+        duration_ms=1.0,
+        ok=True,
+        arguments={"auth": {"api_key": "sk-1"}, "items": [{"token": "sk-2", "sku": "B2"}], "q": "shoes"},
+    )
+    sent = event.model_dump_json()
+    assert "sk-" not in sent
+    assert json.loads(sent)["arguments"] == {
+        "auth": {"api_key": "[redacted]"},
+        "items": [{"token": "[redacted]", "sku": "B2"}],
+        "q": "shoes",
+    }

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
+import json
 
 import jwt
 import pytest
@@ -403,6 +404,27 @@ async def test_every_event_type_is_stored_in_order(client):
     assert tool["arguments"] == {"order": "A1", "api_key": "[redacted]"}
     only = await (await client.get(f"/v1/sessions/{sid}/logs?types=metrics,error", headers=KEY)).json()
     assert [e["type"] for e in only["events"]] == ["metrics", "error"]
+
+
+async def test_secrets_nested_in_tool_arguments_are_not_stored(client):
+    sid = (await start(client))["session_id"]
+    arguments = {
+        "order": "A1",
+        "auth": {"api_key": "sk-nested", "user": "ana"},
+        "calls": [{"headers": {"Authorization": "Bearer sk-in-list"}}, {"X-Access-Token": "sk-dashed"}],
+        "deep": [[[{"password": "sk-deep"}]]],
+    }
+    event = {"type": "tool_call", "tool": "lookup", "duration_ms": 1.0, "ok": True, "arguments": arguments}
+    assert (await post_events(client, sid, [event])).status == 200
+    logs = await (await client.get(f"/v1/sessions/{sid}/logs", headers=KEY)).text()
+    assert "sk-" not in logs
+    stored = json.loads(logs)["events"][0]["arguments"]
+    assert stored == {
+        "order": "A1",
+        "auth": {"api_key": "[redacted]", "user": "ana"},
+        "calls": [{"headers": {"Authorization": "[redacted]"}}, {"X-Access-Token": "[redacted]"}],
+        "deep": [[[{"password": "[redacted]"}]]],
+    }
 
 
 async def test_ingest_limits(client):

@@ -22,17 +22,6 @@ from .store import SessionStore, as_utc, utcnow
 
 log = logging.getLogger("token_server.ingest")
 
-# Tool argument names whose values are never stored, whatever the worker sent.
-_SECRET_ARGUMENT = ("authorization", "token", "secret", "password", "api_key", "apikey", "cookie")
-
-
-def redact_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
-    """Tool-call arguments with secret-looking values replaced."""
-    return {
-        k: "[redacted]" if any(s in k.lower().replace("-", "_") for s in _SECRET_ARGUMENT) else v
-        for k, v in arguments.items()
-    }
-
 
 class Ingest:
     """Receives LiveKit webhooks and worker event batches."""
@@ -112,12 +101,8 @@ class Ingest:
         except ValidationError as exc:
             raise ValidationFailed("Some events are not valid.", details=validation_details(exc)) from None
 
-        events = []
-        for event in batch.events:
-            data = event.model_dump(mode="json")
-            if data["type"] == "tool_call":
-                data["arguments"] = redact_arguments(data["arguments"])
-            events.append(data)
+        # Tool-call arguments were redacted as the batch validated (`ToolCall`).
+        events = [event.model_dump(mode="json") for event in batch.events]
         accepted = await self._store.record_events(session_id, events)
         for event in batch.events:
             if event.type == "session_started":

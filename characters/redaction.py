@@ -1,0 +1,50 @@
+"""Secret values removed from tool-call arguments before they are reported or stored.
+
+The worker redacts when it builds a `ToolCall` event and the token server again when
+it validates one, both through `redact_arguments`, so neither trusts the other to
+have done it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+REDACTED = "[redacted]"
+
+# Argument names whose values are never kept, matched as parts of the lower-cased
+# name with `-` read as `_` (`X-Api-Key`, `accessToken`, `db_password`).
+SECRET_NAME_PARTS = (
+    "authorization",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "api_key",
+    "apikey",
+    "cookie",
+    "credential",
+    "private_key",
+)
+
+# Deeper than this, a value is dropped whole: the walk stays bounded and fails closed.
+MAX_DEPTH = 64
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an argument called `name` holds a secret."""
+    folded = name.lower().replace("-", "_")
+    return any(part in folded for part in SECRET_NAME_PARTS)
+
+
+def redact_arguments(value: Any, *, _depth: int = 0) -> Any:
+    """`value` with every secret-named entry replaced, in dicts and lists at any depth."""
+    if _depth > MAX_DEPTH and isinstance(value, dict | list | tuple):
+        return REDACTED
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if is_secret_name(str(k)) else redact_arguments(v, _depth=_depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact_arguments(v, _depth=_depth + 1) for v in value]
+    return value
