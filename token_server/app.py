@@ -26,6 +26,7 @@ from .schemas import MAX_BODY_BYTES
 from .session_start import StartContext, idempotency_key, parse_request, start_session
 from .settings import Settings
 from .store import SessionStore
+from .strict_json import json_response
 
 log = logging.getLogger("token_server")
 
@@ -55,7 +56,7 @@ async def start_session_view(request: web.Request) -> web.Response:
     result, created = await start_session(
         app[START], character=character, body=body, raw=raw, origin=caller.origin, key=key
     )
-    return web.json_response(result, status=201 if created else 200)
+    return json_response(result, status=201 if created else 200)
 
 
 async def characters_view(request: web.Request) -> web.Response:
@@ -73,7 +74,7 @@ async def characters_view(request: web.Request) -> web.Response:
         for c in request.app[CHARACTERS].values()
         if c.active
     ]
-    return web.json_response({"characters": out})
+    return json_response({"characters": out})
 
 
 async def health_view(request: web.Request) -> web.Response:
@@ -83,8 +84,8 @@ async def health_view(request: web.Request) -> web.Response:
             await conn.execute(sa.text("SELECT 1"))
     except Exception:
         log.warning("health check: database unavailable", exc_info=True)
-        return web.json_response({"status": "unavailable"}, status=503)
-    return web.json_response({"status": "ok", "characters": len(request.app[CHARACTERS])})
+        return json_response({"status": "unavailable"}, status=503)
+    return json_response({"status": "ok", "characters": len(request.app[CHARACTERS])})
 
 
 async def widget_view(request: web.Request) -> web.StreamResponse:

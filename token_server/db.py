@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from . import strict_json
+
 T = TypeVar("T")
 
 metadata = sa.MetaData()
@@ -164,7 +166,9 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine for `url`; SQLite gets `_sqlite_pragmas` and its directory made."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        return create_async_engine(
+            url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_serializer=strict_json.dumps
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # Reads go through aiosqlite, one thread per connection. More than two threads
@@ -194,7 +198,9 @@ class Database:
         if is_sqlite(self.engine):
             sync_url = make_url(url).set(drivername="sqlite")
             self._sync_engine = sa.create_engine(
-                sync_url, connect_args={"timeout": 30, "check_same_thread": False}
+                sync_url,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                json_serializer=strict_json.dumps,
             )
             _sqlite_pragmas(self._sync_engine, begin="BEGIN IMMEDIATE")
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")

@@ -5,25 +5,27 @@ stable `code`. Unexpected exceptions are logged and answered as a 500 with no
 trace. Tree:
 
     ApiError                      any error with an HTTP status and a stable code
-    ├── BadRequest        400     malformed JSON
+    ├── BadRequest        400     malformed JSON, a non-finite number, a repeated key
     ├── Unauthorized      401     missing or wrong API key / signature
     ├── Forbidden         403     origin not allowed
     ├── NotFound          404     unknown or inactive character, unknown session
     ├── PayloadTooLarge   413     body over the limit
     ├── UnsupportedMedia  415     not JSON
-    ├── ValidationFailed  422     fields that fail validation, each named
+    ├── ValidationFailed  422     fields that fail validation (or hold control
+    │                             characters, or nest too deep), each named
     ├── LimitReached      429     concurrency limit; carries Retry-After
     └── UpstreamFailed    502     LiveKit's API failed
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+from . import strict_json
 
 log = logging.getLogger("token_server")
 
@@ -51,7 +53,7 @@ class ApiError(Exception):
     def response(self) -> web.Response:
         """The JSON response for this error."""
         body = {"error": {"code": self.code, "message": self.message, "details": self.details}}
-        return web.json_response(body, status=self.status, headers=self.headers)
+        return strict_json.json_response(body, status=self.status, headers=self.headers)
 
 
 class BadRequest(ApiError):
@@ -143,10 +145,11 @@ async def error_middleware(
 
 
 async def read_json(request: web.Request, *, max_bytes: int) -> Any:
-    """The request's JSON body, enforcing media type and size.
+    """The request's JSON body, enforcing media type, size and `strict_json`'s rules.
 
     Raises:
-        UnsupportedMedia, PayloadTooLarge, BadRequest.
+        UnsupportedMedia, PayloadTooLarge, BadRequest (also a non-finite number or a
+        repeated key), ValidationFailed (a control character, or too deep).
     """
     if request.content_type != "application/json":
         raise UnsupportedMedia("Send the body as JSON with 'Content-Type: application/json'.")
@@ -161,7 +164,12 @@ async def read_json(request: web.Request, *, max_bytes: int) -> Any:
             )
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks))
+        return strict_json.loads(b"".join(chunks))
+    except strict_json.BodyRefused as exc:
+        if exc.status == 400:
+            raise BadRequest(exc.message, code=exc.code) from None
+        detail = {"field": exc.field, "type": exc.code, "message": exc.message}
+        raise ValidationFailed(exc.message, code=exc.code, details=[detail]) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}") from None
     except RecursionError:

@@ -16,6 +16,7 @@ from .errors import NotFound, ValidationFailed
 from .records import form_state, list_item, session_summary
 from .settings import Settings
 from .store import LIVE_STATUSES, SessionStore, as_utc
+from .strict_json import json_response
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -68,7 +69,7 @@ class Retrieval:
     async def session(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}`."""
         row = await self._session(request)
-        return web.json_response(await session_summary(self._store, row))
+        return json_response(await session_summary(self._store, row))
 
     async def logs(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}/logs?limit=&cursor=&types=`: events in order, a page at a time."""
@@ -80,12 +81,12 @@ class Retrieval:
         types = [t for t in request.query.get("types", "").split(",") if t] or None
         page = await self._store.events(row.id, after=cursor or 0, limit=limit, types=types)
         next_cursor = _encode_cursor(page[-1].seq) if len(page) == limit else None
-        return web.json_response({"events": [r.data for r in page], "next_cursor": next_cursor})
+        return json_response({"events": [r.data for r in page], "next_cursor": next_cursor})
 
     async def form(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}/form`: each field, its value, and whether the form is complete."""
         row = await self._session(request)
-        return web.json_response(form_state(dict(row.config), await self._store.form_updates(row.id)))
+        return json_response(form_state(dict(row.config), await self._store.form_updates(row.id)))
 
     async def list(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions?character=&status=&since=&limit=&cursor=`: newest first."""
@@ -118,4 +119,4 @@ class Retrieval:
         if len(rows) == limit:
             last = rows[-1]
             next_cursor = _encode_cursor([as_utc(last.created_at).isoformat(), last.id])
-        return web.json_response({"sessions": [list_item(r) for r in rows], "next_cursor": next_cursor})
+        return json_response({"sessions": [list_item(r) for r in rows], "next_cursor": next_cursor})
