@@ -185,6 +185,60 @@ async def test_idempotency_key_reused_for_another_request_is_422(client):
     assert (await resp.json())["error"]["code"] == "idempotency_key_reused"
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # Another character, same caller.
+        (
+            ({"agent": "helper"}, {"Origin": "https://shop.example.com"}),
+            ({"agent": "locked", "metadata": {"name": "Ana"}}, {"Origin": "https://shop.example.com"}),
+        ),
+        # The same request from another allowed origin.
+        (
+            ({"agent": "helper"}, {"Origin": "https://shop.example.com"}),
+            ({"agent": "helper"}, {"Origin": "https://a.partner.example"}),
+        ),
+        # A browser, then a server with an API key.
+        (
+            ({"agent": "helper"}, {"Origin": "https://shop.example.com"}),
+            ({"agent": "helper"}, {"Authorization": "Bearer server-key-1"}),
+        ),
+        # Two servers holding different API keys.
+        (
+            ({"agent": "helper"}, {"Authorization": "Bearer server-key-1"}),
+            ({"agent": "helper"}, {"Authorization": "Bearer server-key-2"}),
+        ),
+    ],
+    ids=["character", "origin", "browser-then-key", "another-key"],
+)
+async def test_idempotency_key_reused_by_another_caller_or_character_is_422(client, first, second):
+    key = {"Idempotency-Key": "shared-key"}
+    created = await client.post("/v1/sessions", json=first[0], headers=first[1] | key)
+    assert created.status == 201, await created.text()
+    resp = await client.post("/v1/sessions", json=second[0], headers=second[1] | key)
+    assert resp.status == 422, await resp.text()
+    error = (await resp.json())["error"]
+    assert error["code"] == "idempotency_key_reused"
+    assert (await created.json())["session_id"] not in await resp.text()
+    # The first caller still gets its own session back.
+    again = await client.post("/v1/sessions", json=first[0], headers=first[1] | key)
+    assert again.status == 200
+    assert (await again.json())["session_id"] == (await created.json())["session_id"]
+
+
+async def test_idempotency_key_race_across_characters_creates_one_session(client):
+    key = {"Idempotency-Key": "race-key", "Origin": "https://shop.example.com"}
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/sessions", json={"agent": a, "metadata": {"name": "Ana"}}, headers=key)
+            for a in ["helper", "locked"] * 4
+        )
+    )
+    statuses = sorted(r.status for r in responses)
+    assert 201 in statuses and set(statuses) <= {200, 201, 422}, statuses
+    assert statuses.count(201) == 1
+
+
 async def test_idempotency_key_after_a_failed_start_starts_afresh(
     make_client, livekit_standin_url, livekit_state
 ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ class Caller:
 
     has_api_key: bool
     origin: str | None
+    # Which API key, as a digest that cannot be turned back into the key; None for browsers.
+    api_key_id: str | None = None
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -47,7 +50,8 @@ def identify_caller(request: web.Request, keys: list[SecretStr]) -> Caller:
     token = bearer_token(request)
     if token is not None and not api_key_valid(token, keys):
         raise Unauthorized("The API key is not valid.", code="invalid_api_key")
-    return Caller(has_api_key=token is not None, origin=request.headers.get("Origin"))
+    key_id = hashlib.sha256(token.encode()).hexdigest()[:32] if token is not None else None
+    return Caller(has_api_key=token is not None, origin=request.headers.get("Origin"), api_key_id=key_id)
 
 
 def require_api_key(request: web.Request, keys: list[SecretStr]) -> None:

@@ -54,7 +54,7 @@ async def start_session_view(request: web.Request) -> web.Response:
     check_caller_may_start(caller, character)
     key = idempotency_key(request.headers.get("Idempotency-Key"))
     result, created = await start_session(
-        app[START], character=character, body=body, raw=raw, origin=caller.origin, key=key
+        app[START], character=character, body=body, raw=raw, caller=caller, key=key
     )
     return json_response(result, status=201 if created else 200)
 

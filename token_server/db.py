@@ -55,7 +55,8 @@ sessions = sa.Table(
     sa.Column("usage", sa.JSON),
     sa.Index("ix_sessions_character_status", "character", "status"),
     sa.Index("ix_sessions_status_created", "status", "created_at"),
-    sa.Index("ux_sessions_idempotency", "character", "idempotency_key", unique=True),
+    # Server-wide, so a key reused for another character collides (migration 0007).
+    sa.Index("ux_sessions_idempotency_key", "idempotency_key", unique=True),
 )
 
 session_status_changes = sa.Table(

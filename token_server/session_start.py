@@ -22,6 +22,7 @@ from characters import Character, DispatchConfig, SessionConfig
 from characters.templates import MissingVariables, RenderedTooLong, render
 from characters.voice_models import VoiceModelError, resolve_voice_model
 
+from .access import Caller
 from .errors import LimitReached, ValidationFailed
 from .livekit import LiveKitRooms
 from .schemas import StartSessionRequest, StartSessionResponse
@@ -160,9 +161,15 @@ class StartContext:
     rooms: LiveKitRooms
 
 
-def _request_hash(secret: str, raw: dict[str, Any]) -> str:
-    # Keyed, so the stored fingerprint reveals nothing about secret header values.
-    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _request_hash(secret: str, raw: dict[str, Any], *, character: str, caller: Caller) -> str:
+    # What makes two requests "the same": the body, the character, and who sent it (the
+    # Origin and which API key), so a key replayed from another site or by another key
+    # holder is refused rather than handed the first caller's session. Keyed, so the
+    # stored fingerprint reveals nothing about secret header values.
+    scope = {"character": character, "origin": caller.origin, "api_key": caller.api_key_id}
+    canonical = json.dumps(
+        {"request": raw, "scope": scope}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
 
 
@@ -192,7 +199,7 @@ async def start_session(
     character: Character,
     body: StartSessionRequest,
     raw: dict[str, Any],
-    origin: str | None,
+    caller: Caller,
     key: str | None,
 ) -> tuple[dict, bool]:
     """Record the session, create its room with the dispatch, and sign the join token.
@@ -204,6 +211,7 @@ async def start_session(
         ValidationFailed, LimitReached, UpstreamFailed.
     """
     settings = ctx.settings
+    origin = caller.origin
     session_id = "ses_" + secrets.token_hex(16)
     room_name = f"oshara-{character.slug}-{secrets.token_hex(8)}"
     identity = "user-" + secrets.token_hex(8)
@@ -221,7 +229,13 @@ async def start_session(
         max_duration_seconds=character.max_duration_seconds,
         agent_join_timeout_seconds=settings.agent_join_timeout_seconds,
         idempotency_key=key,
-        request_hash=_request_hash(settings.livekit_api_secret.get_secret_value(), raw) if key else None,
+        request_hash=(
+            _request_hash(
+                settings.livekit_api_secret.get_secret_value(), raw, character=character.slug, caller=caller
+            )
+            if key
+            else None
+        ),
     )
     try:
         await ctx.store.reserve(

@@ -348,8 +348,8 @@ def _take_slot(conn: sa.Connection, character: str, limit: int) -> bool:
 
 def _find_replay(conn: sa.Connection, new: NewSession, since: dt.datetime) -> Replay | None:
     row = conn.execute(
+        # Keys are server-wide: one sent for another character is a reuse, not a new key.
         sa.select(sessions).where(
-            sessions.c.character == new.character,
             sessions.c.idempotency_key == new.idempotency_key,
             sessions.c.created_at >= since,
         )
@@ -369,7 +369,7 @@ def _reserve(
         # A key older than the window is free again.
         conn.execute(
             sessions.update()
-            .where(sessions.c.character == new.character, sessions.c.idempotency_key == new.idempotency_key)
+            .where(sessions.c.idempotency_key == new.idempotency_key)
             .values(idempotency_key=None)
         )
     if global_limit is not None:
