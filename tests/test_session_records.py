@@ -312,6 +312,52 @@ async def test_webhook_with_a_bad_signature_changes_nothing(client):
     assert (await status_of(client, first["session_id"]))["status"] == "pending"
 
 
+def sign_bytes(body: bytes, *, secret=API_SECRET) -> str:
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    return api.AccessToken(API_KEY, secret).with_sha256(digest).to_jwt()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (
+            '{"event": "room_finished", "room": {"name": "caf\xe9"}}'.encode("latin-1"),
+            "application/webhook+json",
+        ),
+        (b'{"event": "room_finished", "id": "\xff\xfe"}', "application/webhook+json"),
+        (b"\xef\xbb\xbf\xc3(", "application/webhook+json; charset=utf-8"),
+        (b'{"event": "room_finished"}', "application/webhook+json; charset=x-no-such-charset"),
+        ("{}".encode("utf-16"), "application/webhook+json; charset=utf-16"),
+        (b"not json", "text/plain; charset=klingon"),
+    ],
+)
+async def test_webhook_bodies_are_checked_as_bytes_before_anything_is_decoded(client, body, content_type):
+    # Unsigned (or signed with another secret): 401, whatever the bytes or charset.
+    for auth in ("", sign_bytes(body, secret="another-secret-of-enough-length-for-hs256")):
+        resp = await client.post(
+            "/livekit/webhook", data=body, headers={"Content-Type": content_type, "Authorization": auth}
+        )
+        assert resp.status == 401
+        assert (await resp.json())["error"]["code"] == "invalid_signature"
+    # Signed over these exact bytes: a LiveKit event in UTF-8 JSON is taken, anything else is a 400.
+    resp = await client.post(
+        "/livekit/webhook",
+        data=body,
+        headers={"Content-Type": content_type, "Authorization": sign_bytes(body)},
+    )
+    try:
+        body.decode("utf-8")
+        json.loads(body)
+        decodes = True
+    except ValueError:
+        decodes = False
+    if decodes:
+        assert resp.status == 200, await resp.text()
+    else:
+        assert resp.status == 400, await resp.text()
+        assert (await resp.json())["error"]["code"] == "invalid_json"
+
+
 async def test_webhook_for_an_unknown_room_is_ignored(client):
     resp = await send_webhook(client, room_event("room_finished", "not-ours", event_id="EV_y"))
     assert resp.status == 200
