@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -176,3 +177,107 @@ async def test_global_cap(make_client):
 async def test_unknown_route_and_method_are_json(client):
     assert (await error_of(await client.get("/v1/nothing"), 404))["code"] == "not_found"
     assert (await error_of(await client.delete("/v1/sessions"), 405))["code"] == "method_not_allowed"
+
+
+# Hostile JSON: what Python's json module would accept but a stored record must not hold.
+JSON = {**ALLOWED, "Content-Type": "application/json"}
+
+
+def nested(levels: int) -> dict:
+    """`levels` objects, each inside the last."""
+    value: dict = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", '[1, {"deep": NaN}]'])
+async def test_a_non_finite_number_anywhere_is_400(client, livekit, number):
+    body = '{"agent": "helper", "metadata": {"score": ' + number + "}}"
+    err = await error_of(await client.post("/v1/sessions", data=body, headers=JSON), 400)
+    assert err["code"] == "non_finite_number"
+    assert await livekit.new_rooms() == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ('{"agent": "helper", "agent": "turbo"}', "agent"),
+        ('{"agent": "helper", "metadata": {"user_id": "me", "user_id": "someone-else"}}', "user_id"),
+        ('{"agent": "helper", "metadata": {"list": [{"k": 1, "k": 2}]}}', "k"),
+        ('{"agent": "helper", "mcp_headers": {"X-Api-Key": "a", "X-Api-Key": "b"}}', "X-Api-Key"),
+    ],
+)
+async def test_a_key_given_twice_is_400_naming_it(client, livekit, body, key):
+    err = await error_of(await client.post("/v1/sessions", data=body, headers=JSON), 400)
+    assert err["code"] == "duplicate_key"
+    assert repr(key) in err["message"]
+    assert await livekit.new_rooms() == {}
+
+
+async def test_a_header_name_given_twice_in_another_case_is_422(client, livekit):
+    body = {"agent": "helper", "mcp_headers": {"X-Api-Key": "a", "x-api-key": "b"}}
+    err = await error_of(await client.post("/v1/sessions", json=body, headers=ALLOWED), 422)
+    assert err["details"][0]["field"] == "mcp_headers"
+    assert "twice" in err["details"][0]["message"]
+    assert await livekit.new_rooms() == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"agent": "helper", "greeting": "hi\x00there"}, "greeting"),
+        ({"agent": "helper", "system_prompt": "be \x1b[31mred"}, "system_prompt"),
+        ({"agent": "helper", "origin_url": "https://shop.example.com/\x07"}, "origin_url"),
+        ({"agent": "helper", "metadata": {"note": "a\x0bb"}}, "metadata.note"),
+        ({"agent": "helper", "metadata": {"tags": ["ok", "\x00"]}}, "metadata.tags.1"),
+        ({"agent": "helper", "metadata": {"bad\x00key": 1}}, "metadata"),
+        ({"agent": "helper", "mcp_headers": {"X-Api-Key": "sk-secret\x00"}}, "mcp_headers.X-Api-Key"),
+        ({"agent": "helper", "mcp_headers": {"X-Api-Key": "sk-secret\x7f\x01"}}, "mcp_headers.X-Api-Key"),
+    ],
+)
+async def test_a_control_character_in_any_text_is_422_naming_the_field(client, livekit, body, field):
+    resp = await client.post("/v1/sessions", json=body, headers=ALLOWED)
+    err = await error_of(resp, 422)
+    assert err["code"] == "control_character"
+    assert err["details"][0]["field"] == field
+    assert "sk-secret" not in await resp.text()
+    assert await livekit.new_rooms() == {}
+
+
+async def test_a_lone_surrogate_is_422(client, livekit):
+    body = '{"agent": "helper", "greeting": "hi \\ud800"}'
+    err = await error_of(await client.post("/v1/sessions", data=body, headers=JSON), 422)
+    assert err["code"] == "invalid_unicode" and err["details"][0]["field"] == "greeting"
+    assert await livekit.new_rooms() == {}
+
+
+async def test_tab_and_newlines_are_still_text(client):
+    body = {"agent": "helper", "greeting": "Hi!\tHow\r\ncan I help?", "metadata": {"note": "a\nb"}}
+    resp = await client.post("/v1/sessions", json=body, headers=ALLOWED)
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["greeting"] == "Hi!\tHow\r\ncan I help?"
+
+
+async def test_nesting_over_32_levels_is_422_with_the_limit(client, livekit):
+    # The body is level 1, so metadata may nest 31 levels of its own.
+    ok = await client.post("/v1/sessions", json={"agent": "helper", "metadata": nested(31)}, headers=ALLOWED)
+    assert ok.status == 201, await ok.text()
+    too_deep = {"agent": "helper", "metadata": {"list": [nested(31)]}}
+    err = await error_of(await client.post("/v1/sessions", json=too_deep, headers=ALLOWED), 422)
+    assert err["code"] == "nesting_too_deep"
+    assert "32" in err["message"]
+    assert err["details"][0]["field"].startswith("metadata.list.0")
+    assert len(await livekit.new_rooms()) == 1
+
+
+def test_responses_are_strict_json():
+    # What the server writes (responses, and JSON columns) never holds NaN or Infinity.
+    from token_server import strict_json
+
+    for value in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError):
+            strict_json.json_response({"x": [value]})
+        with pytest.raises(ValueError):
+            strict_json.dumps({"x": value})
+    assert strict_json.json_response({"x": 1.5}).text == '{"x": 1.5}'
