@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -260,3 +261,43 @@ async def test_idempotency_key_is_checked(client):
     headers = {"Origin": "https://shop.example.com", "Idempotency-Key": "x" * 256}
     resp = await client.post("/v1/sessions", json={"agent": "helper"}, headers=headers)
     assert resp.status == 422
+
+
+async def raw_request(client, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send bytes aiohttp's client would refuse to, and read the status and body."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    status_line, _, rest = data.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://caf\xe9.example".encode("latin-1"),  # latin-1, not UTF-8
+        b"https://shop.example.com\xff\xfe",  # bytes no charset decodes
+        b"https://\xc3(.example",  # a broken UTF-8 sequence
+    ],
+)
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/v1/sessions"), ("OPTIONS", "/v1/sessions"), ("GET", "/v1/characters")]
+)
+async def test_undecodable_header_bytes_are_a_clear_400(client, origin, method, path):
+    body = b'{"agent": "helper"}' if method == "POST" else b""
+    head = (
+        (
+            f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Access-Control-Request-Method: POST\r\n"
+        ).encode()
+        + b"Origin: "
+        + origin
+        + b"\r\n"
+    )
+    status, raw = await raw_request(client, head, body)
+    assert status == 400, raw
+    error = json.loads(raw)["error"]
+    assert error["code"] == "invalid_header"
+    assert "Origin" in error["message"]

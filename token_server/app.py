@@ -16,6 +16,7 @@ from characters import Character, load_characters
 from .access import check_caller_may_start, cors_middleware, identify_caller
 from .db import Database, migrate
 from .errors import NotFound, error_middleware, read_json
+from .headers import header_middleware
 from .ingest import Ingest
 from .lifecycle import SessionLifecycle
 from .livekit import LiveKitRooms
@@ -133,7 +134,7 @@ def create_app(settings: Settings) -> web.Application:
     """
     characters = load_characters(settings.characters_dir)
     app = web.Application(
-        middlewares=[cors_middleware(lambda: characters.values()), error_middleware],
+        middlewares=[header_middleware, cors_middleware(lambda: characters.values()), error_middleware],
         client_max_size=1024**2,
     )
     app[SETTINGS] = settings
