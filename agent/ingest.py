@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -38,6 +40,25 @@ logger = logging.getLogger("oshara.agent.ingest")
 # Never dropped when the buffer is full: what the caller cannot get back later.
 _CRITICAL = (SessionEnded, FormUpdated)
 _BATCH_OVERHEAD = len(b'{"events":[]}')
+
+
+# What the token server refuses in any string (its strict JSON reader): C0 controls but
+# tab, LF and CR, and lone surrogates. A tool's ANSI-coloured error text would otherwise
+# get the whole batch refused, and its transcript lines with it.
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def _sendable(value: Any) -> Any:
+    """`value` with unsendable characters replaced by U+FFFD and non-finite numbers by null."""
+    if isinstance(value, str):
+        return _UNSENDABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_sendable(k): _sendable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_sendable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 class IngestClient:
@@ -111,7 +132,7 @@ class IngestClient:
                 extra={"session_id": self._session_id, "event_type": event.type},
             )
             return
-        data = json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
+        data = json.dumps(_sendable(event.model_dump(mode="json")), ensure_ascii=False, separators=(",", ":"))
         critical = isinstance(event, _CRITICAL)
         if len(self._buffer) >= self._max_buffered and not self._drop_oldest_non_critical() and not critical:
             self.dropped += 1

@@ -62,6 +62,18 @@ async def test_events_arrive_in_order_and_signed(url, standin):
     assert client.sent == 5 and client.pending == 0 and client.dropped == 0
 
 
+async def test_text_the_token_server_refuses_is_made_sendable_not_lost(url, standin):
+    # ANSI escapes from a tool's error text, a NUL: the token server's
+    # strict reader would refuse the whole batch, so the worker replaces them
+    client = make_client(url)
+    client.emit(Transcript(role="agent", text="ok \x1b[31mred\x1b[0m\x00 tab\tkept"))
+    client.emit(Transcript(role="user", text="the next line"))
+    await client.aclose()
+    texts = [e["text"] for e in standin.of(SID)]
+    assert texts == ["ok \ufffd[31mred\ufffd[0m\ufffd tab\tkept", "the next line"]
+    assert client.dropped == 0
+
+
 async def test_token_server_briefly_down_loses_nothing_and_retries_same_ids(url, standin):
     standin.fail_next = 3
     client = make_client(url)
