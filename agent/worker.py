@@ -134,11 +134,10 @@ async def run_session(
     report: Callable[[SessionEvent], None] = _log_report
 
     async def leave(reason: str, *, close_room: bool = False) -> None:
-        # the reports go first: the record says why the call ended before LiveKit's
-        # room_finished does
         if ingest is not None:
             await ingest.aclose()
-        if close_room and not console_slug:  # the console has no LiveKit room
+        if close_room and not ctx.is_fake_job():
+            # nobody can be helped in this room: close it rather than leave the user in silence
             await delete_room(settings, ctx.room.name)
         ctx.shutdown(reason=reason)
 
@@ -193,6 +192,7 @@ async def run_session(
             build_models=build_models or _build_models,
             conversation_kwargs=conversation_kwargs or {},
             on_started=on_started,
+            delete_room_at_end=not console_slug,
         )
     except Exception as exc:
         # never crash the job on a bug or an unexpected failure: report it and leave cleanly
@@ -215,6 +215,7 @@ async def _converse(
     build_models: Callable[[SessionConfig, Settings, LocalModels], SessionModels],
     conversation_kwargs: dict[str, Any],
     on_started: Callable[[Conversation], None] | None,
+    delete_room_at_end: bool,
 ) -> Conversation | None:
     try:
         models = build_models(config, settings, _local_models(ctx))
@@ -265,10 +266,12 @@ async def _converse(
         await conversation.wait_closed()
 
     await conversation.mcp.aclose()
-    # a call ended on purpose closes the room; one the user left closes by itself
-    await leave(
-        conversation.reporter.end_reason or "session closed", close_room=conversation.end_call.requested
-    )
+    if conversation.end_call.requested and delete_room_at_end:
+        if ingest is not None:
+            # the record says why the call ended before LiveKit's room_finished does
+            await ingest.aclose()
+        await delete_room(settings, ctx.room.name)
+    await leave(conversation.reporter.end_reason or "session closed")
     return conversation
 
 
