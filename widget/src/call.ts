@@ -25,7 +25,7 @@ import {
   voiceServerUnreachable,
   WidgetError,
 } from "./errors";
-import { type SessionGrant, type SessionRequest, startSession } from "./session-api";
+import { type SessionRequest, type StartedSession, startSession } from "./session-api";
 
 /** Topics and attributes the agent worker publishes (see docs/widget.md, "Agent contract"). */
 export const AGENT_STATE_ATTRIBUTE = "lk.agent.state";
@@ -178,16 +178,16 @@ export class Call {
       this.mic = mic;
 
       this.setState("starting", null);
-      const grant = await startSession(server, request, this.abort.signal);
+      const session = await startSession(server, request, this.abort.signal);
       if (run !== this.run) return;
-      this.events.emit("session", sessionEvent(grant));
+      this.events.emit("session", sessionEvent(session));
 
       this.setState("connecting", "connecting");
       const room = new Room({ adaptiveStream: false, dynacast: false, disconnectOnPageLeave: true });
       this.room = room;
       this.listen(room, run);
       try {
-        await room.connect(grant.livekit_url, grant.token, { autoSubscribe: true });
+        await room.connect(session.livekit_url, session.token, { autoSubscribe: true });
         if (run !== this.run) return;
         await room.localParticipant.publishTrack(mic, { source: Track.Source.Microphone });
       } catch (err) {
@@ -426,13 +426,13 @@ export class Call {
   }
 }
 
-function sessionEvent(grant: SessionGrant): SessionEvent {
+function sessionEvent(session: StartedSession): SessionEvent {
   return {
-    session_id: grant.session_id,
-    room_name: grant.room_name,
-    participant_identity: grant.participant_identity,
-    character_slug: grant.character_slug,
-    livekit_url: grant.livekit_url,
-    expires_in_seconds: grant.expires_in_seconds,
+    session_id: session.session_id,
+    room_name: session.room_name,
+    participant_identity: session.participant_identity,
+    character_slug: session.character_slug,
+    livekit_url: session.livekit_url,
+    expires_in_seconds: session.expires_in_seconds,
   };
 }

@@ -1,5 +1,6 @@
 // POST /v1/sessions on the token server, with every failure turned into a WidgetError.
 import { networkError, sessionError, WidgetError } from "./errors";
+import { fetchWithin } from "./fetch-within";
 
 /** The request body of POST /v1/sessions (see docs/widget.md). */
 export interface SessionRequest {
@@ -14,8 +15,8 @@ export interface SessionRequest {
   origin_url?: string;
 }
 
-/** The 201 answer of POST /v1/sessions. */
-export interface SessionGrant {
+/** The 201 answer of POST /v1/sessions: how to join the session's room. */
+export interface StartedSession {
   token: string;
   livekit_url: string;
   room_name: string;
@@ -42,29 +43,26 @@ export async function startSession(
   server: string,
   body: SessionRequest,
   signal: AbortSignal,
-): Promise<SessionGrant> {
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(), REQUEST_TIMEOUT_MS);
-  const onAbort = () => timeout.abort();
-  signal.addEventListener("abort", onAbort);
+): Promise<StartedSession> {
   let response: Response;
   try {
-    response = await fetch(`${server}/v1/sessions`, {
-      method: "POST",
-      mode: "cors",
-      credentials: "omit",
-      cache: "no-store",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-      signal: timeout.signal,
-    });
+    response = await fetchWithin(
+      `${server}/v1/sessions`,
+      {
+        method: "POST",
+        mode: "cors",
+        credentials: "omit",
+        cache: "no-store",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
+      },
+      signal,
+      REQUEST_TIMEOUT_MS,
+    );
   } catch {
     // CORS refusals, DNS failures, refused connections and timeouts all land here:
     // the browser tells a page no more than that.
     throw networkError();
-  } finally {
-    clearTimeout(timer);
-    signal.removeEventListener("abort", onAbort);
   }
 
   let payload: unknown = undefined;
@@ -74,14 +72,14 @@ export async function startSession(
     payload = undefined;
   }
   if (response.status === 201 || response.status === 200) {
-    const grant = payload as Partial<SessionGrant> | undefined;
-    if (!grant || typeof grant.token !== "string" || typeof grant.livekit_url !== "string") {
+    const session = payload as Partial<StartedSession> | undefined;
+    if (!session || typeof session.token !== "string" || typeof session.livekit_url !== "string") {
       throw new WidgetError("server_error", "Something went wrong on our side. Please try again.", {
         status: response.status,
         serverMessage: "the session answer has no token or livekit_url",
       });
     }
-    return grant as SessionGrant;
+    return session as StartedSession;
   }
   const error = (payload as { error?: { code?: string; message?: string; details?: Record<string, unknown> } })
     ?.error;
