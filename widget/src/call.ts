@@ -81,6 +81,8 @@ export interface FormEvent {
 export interface ErrorEvent {
   code: WidgetError["code"];
   message: string;
+  /** Whether starting again may succeed; the panel offers "Try again" only then. */
+  retryable: boolean;
   status?: number;
   retryAfterSeconds?: number;
 }
@@ -241,7 +243,9 @@ export class Call {
   private fail(err: WidgetError): void {
     this.teardown();
     this.setState("error", null);
-    const event: ErrorEvent = { code: err.code, message: err.message };
+    // For the site's developer; it never holds a credential (see WidgetError).
+    if (err.developerMessage) console.warn(err.developerMessage);
+    const event: ErrorEvent = { code: err.code, message: err.message, retryable: err.retryable };
     if (err.status !== undefined) event.status = err.status;
     if (err.retryAfterSeconds !== undefined) event.retryAfterSeconds = err.retryAfterSeconds;
     this.events.emit("error", event);

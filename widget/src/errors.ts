@@ -6,6 +6,12 @@ export type ErrorCode =
   | "character_not_found"
   | "concurrency_limit_reached"
   | "validation_error"
+  | "override_not_allowed"
+  | "grant_unavailable"
+  | "invalid_grant"
+  | "grant_expired"
+  | "grant_used"
+  | "grant_not_for_character"
   | "livekit_unavailable"
   | "server_error"
   | "network_error"
@@ -17,6 +23,43 @@ export type ErrorCode =
   | "connection_lost"
   | "configuration_error";
 
+/**
+ * Whether starting again can fix the failure by itself: the panel offers "Try again"
+ * only then. A retry fetches a fresh session grant, so a grant that expired or was
+ * used is retryable; a grant the token server will never accept is not.
+ */
+const RETRYABLE: Record<ErrorCode, boolean> = {
+  origin_not_allowed: false,
+  character_not_found: false,
+  concurrency_limit_reached: true,
+  validation_error: false,
+  override_not_allowed: false,
+  grant_unavailable: true,
+  invalid_grant: false,
+  grant_expired: true,
+  grant_used: true,
+  grant_not_for_character: false,
+  livekit_unavailable: true,
+  server_error: true,
+  network_error: true,
+  voice_server_unreachable: true,
+  voice_server_refused: true,
+  microphone_denied: true,
+  microphone_unavailable: true,
+  insecure_context: false,
+  connection_lost: true,
+  configuration_error: false,
+};
+
+export interface WidgetErrorExtra {
+  status?: number;
+  retryAfterSeconds?: number;
+  serverMessage?: string;
+  /** Overrides the code's own retryability. */
+  retryable?: boolean;
+  developerMessage?: string;
+}
+
 export class WidgetError extends Error {
   readonly code: ErrorCode;
   /** HTTP status of the token server's answer, when there was one. */
@@ -25,18 +68,23 @@ export class WidgetError extends Error {
   readonly retryAfterSeconds?: number;
   /** The token server's own message (for logs; the UI shows `message`). */
   readonly serverMessage?: string;
+  /** Whether starting again may succeed (see RETRYABLE). */
+  readonly retryable: boolean;
+  /**
+   * What the site's developer must fix, for the console (the caller reads `message`).
+   * Never holds a credential: no grant, token or header value.
+   */
+  readonly developerMessage?: string;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    extra: { status?: number; retryAfterSeconds?: number; serverMessage?: string } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, extra: WidgetErrorExtra = {}) {
     super(message);
     this.name = "OsharaWidgetError";
     this.code = code;
     this.status = extra.status;
     this.retryAfterSeconds = extra.retryAfterSeconds;
     this.serverMessage = extra.serverMessage;
+    this.retryable = extra.retryable ?? RETRYABLE[code];
+    this.developerMessage = extra.developerMessage;
   }
 }
 
@@ -46,14 +94,56 @@ export function busyMessage(seconds: number | undefined): string {
   return `All agents are busy. Try again in ${n} second${n === 1 ? "" : "s"}.`;
 }
 
+const SETTINGS_REFUSED = "This call couldn't start because the site sent settings the agent doesn't accept.";
+const GRANT_SPENT = "The permission to start this call has expired or was already used. Please try again.";
+const GRANT_REFUSED = "This call couldn't start because the site's permission for it wasn't accepted.";
+const MAX_NAMED_FIELDS = 20;
+
+/** `details.fields` of an override_not_allowed answer, as field names fit for a console line. */
+function refusedFields(details: Record<string, unknown> | undefined): string {
+  const fields = Array.isArray(details?.fields) ? details.fields : [];
+  const names = fields
+    .filter((f): f is string => typeof f === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(f))
+    .slice(0, MAX_NAMED_FIELDS);
+  return names.length ? names.join(", ") : "(not named)";
+}
+
 /** The WidgetError for an error answer of POST /v1/sessions. */
 export function sessionError(
   status: number,
   code: string | undefined,
   serverMessage: string | undefined,
   retryAfterSeconds: number | undefined,
+  details?: Record<string, unknown>,
 ): WidgetError {
   const extra = { status, retryAfterSeconds, serverMessage };
+  // Session-grant and browser-override refusals are told apart by their code.
+  switch (code) {
+    case "override_not_allowed":
+      return new WidgetError("override_not_allowed", SETTINGS_REFUSED, {
+        ...extra,
+        developerMessage:
+          `Oshara: the token server refused fields this page may not set: ${refusedFields(details)}. ` +
+          "Put them in a session grant from your backend, or list them in the character's browser_overrides.",
+      });
+    case "grant_expired":
+    case "grant_used":
+      return new WidgetError(code, GRANT_SPENT, extra);
+    case "invalid_grant":
+      return new WidgetError("invalid_grant", GRANT_REFUSED, {
+        ...extra,
+        developerMessage:
+          "Oshara: the token server refused the session grant (invalid_grant). " +
+          "Check how your backend signs it; the token server's answer (network panel) says why.",
+      });
+    case "grant_not_for_character":
+      return new WidgetError("grant_not_for_character", GRANT_REFUSED, {
+        ...extra,
+        developerMessage:
+          "Oshara: the session grant names another character than the widget's agent " +
+          "(grant_not_for_character).",
+      });
+  }
   if (status === 403 && (code === undefined || code === "origin_not_allowed")) {
     return new WidgetError("origin_not_allowed", "This site isn't allowed to use this agent.", extra);
   }
@@ -69,11 +159,7 @@ export function sessionError(
   }
   if (status === 403 || status === 422 || status === 400 || status === 413) {
     // A locked field or a bad override: the site's setup, not the caller, is at fault.
-    return new WidgetError(
-      "validation_error",
-      "This call couldn't start because the site sent settings the agent doesn't accept.",
-      extra,
-    );
+    return new WidgetError("validation_error", SETTINGS_REFUSED, extra);
   }
   if (status === 502 || status === 503 || status === 504) {
     return new WidgetError(
@@ -84,6 +170,19 @@ export function sessionError(
   }
   return new WidgetError("server_error", "Something went wrong on our side. Please try again.", extra);
 }
+
+/**
+ * The site's grant URL gave no usable session grant, or a grant given to start() was
+ * not one. `developerMessage` says which; it never quotes the grant.
+ */
+export const grantUnavailable = (developerMessage: string, retryable = true): WidgetError =>
+  new WidgetError(
+    "grant_unavailable",
+    retryable
+      ? "This site could not give permission to start the call. Please try again."
+      : "This site could not give permission to start the call.",
+    { developerMessage, retryable },
+  );
 
 export const networkError = (): WidgetError =>
   new WidgetError(

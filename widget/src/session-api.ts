@@ -86,5 +86,6 @@ export async function startSession(
   let retryAfter = parseRetryAfter(response.headers.get("Retry-After"));
   const detailed = error?.details?.retry_after_seconds;
   if (retryAfter === undefined && typeof detailed === "number") retryAfter = detailed;
-  throw sessionError(response.status, error?.code, error?.message, retryAfter);
+  const details = error?.details && typeof error.details === "object" ? error.details : undefined;
+  throw sessionError(response.status, error?.code, error?.message, retryAfter, details);
 }

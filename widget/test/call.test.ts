@@ -2,12 +2,14 @@
 // Private methods are driven directly: there is no LiveKit server to publish them.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Call, type FormEvent, type TranscriptEntry } from "../src/call";
+import { Call, type ErrorEvent, type FormEvent, type TranscriptEntry } from "../src/call";
+import { WidgetError } from "../src/errors";
 
 interface Internals {
   readTranscription(reader: unknown, speaker: "agent" | "user", current: () => boolean): Promise<void>;
   readRoomMetadata(raw: string | undefined): void;
   applyFormMessage(text: string): void;
+  fail(err: WidgetError): void;
 }
 
 const internals = (call: Call) => call as unknown as Internals;
@@ -111,4 +113,36 @@ test("form fields come from the room metadata and answers from oshara.form messa
   t.readRoomMetadata("{");
   t.readRoomMetadata(JSON.stringify({ character_name: "Riley" }));
   assert.equal(call.fields.length, 3);
+});
+
+/** Everything written to the console while `run` runs. */
+async function consoleDuring(run: () => Promise<void>): Promise<string[]> {
+  const written: string[] = [];
+  const methods = ["log", "info", "warn", "error", "debug", "trace"] as const;
+  const saved = methods.map((m) => console[m]);
+  for (const m of methods) console[m] = (...args: unknown[]) => written.push(args.map(String).join(" "));
+  try {
+    await run();
+  } finally {
+    methods.forEach((m, i) => {
+      console[m] = saved[i];
+    });
+  }
+  return written;
+}
+
+test("a failed call says whether to try again, and tells the site owner in the console", async () => {
+  const { call } = newCall();
+  const errors: ErrorEvent[] = [];
+  call.events.on("error", (e) => errors.push(e));
+  const written = await consoleDuring(async () => {
+    internals(call).fail(new WidgetError("grant_used", "spent", { status: 403 }));
+    internals(call).fail(new WidgetError("invalid_grant", "refused", { status: 401, developerMessage: "fix the key" }));
+  });
+  assert.deepEqual(errors, [
+    { code: "grant_used", message: "spent", retryable: true, status: 403 },
+    { code: "invalid_grant", message: "refused", retryable: false, status: 401 },
+  ]);
+  assert.deepEqual(written, ["fix the key"]);
+  assert.equal(call.state, "error");
 });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 import { microphoneError, WidgetError } from "../src/errors";
-import { parseRetryAfter, startSession } from "../src/session-api";
+import { parseRetryAfter, type SessionRequest, startSession } from "../src/session-api";
 
 const realFetch = globalThis.fetch;
 afterEach(() => {
@@ -17,9 +17,9 @@ function answer(status: number, body: unknown, headers: Record<string, string> =
     });
 }
 
-async function failure(): Promise<WidgetError> {
+async function failure(body: SessionRequest = { agent: "a" }): Promise<WidgetError> {
   try {
-    await startSession("http://ts", { agent: "a" }, new AbortController().signal);
+    await startSession("http://ts", body, new AbortController().signal);
   } catch (err) {
     assert.ok(err instanceof WidgetError);
     return err;
@@ -61,6 +61,62 @@ test("403, 404, 429 and 502 read as plain words", async () => {
   assert.equal((await failure()).code, "server_error");
   answer(201, { token: "no url" });
   assert.equal((await failure()).code, "server_error");
+});
+
+test("grant and browser-override refusals have their own codes, and only spent grants are retryable", async () => {
+  const grant = "eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJzZWNyZXQifQ.c2lnbmF0dXJl";
+  const refused = "This call couldn't start because the site's permission for it wasn't accepted.";
+  const spent = "The permission to start this call has expired or was already used. Please try again.";
+  const cases: [number, string, string, boolean][] = [
+    [401, "invalid_grant", refused, false],
+    [401, "grant_expired", spent, true],
+    [403, "grant_used", spent, true],
+    [403, "grant_not_for_character", refused, false],
+  ];
+  for (const [status, code, message, retryable] of cases) {
+    answer(status, { error: { code, message: "the server's words", details: null } });
+    const err = await failure({ agent: "a", grant });
+    assert.equal(err.code, code);
+    assert.equal(err.status, status);
+    assert.equal(err.message, message);
+    assert.equal(err.retryable, retryable, code);
+    for (const text of [err.message, err.developerMessage ?? "", err.serverMessage ?? ""]) {
+      assert.ok(!text.includes(grant), `${code} quotes the grant`);
+    }
+  }
+  assert.match((await failure({ agent: "a", grant })).developerMessage ?? "", /grant_not_for_character/);
+});
+
+test("override_not_allowed tells the caller plainly and the site owner which fields", async () => {
+  answer(403, {
+    error: {
+      code: "override_not_allowed",
+      message: "m",
+      details: { fields: ["system_prompt", "reference_audio_url", "<img src=x>", 7] },
+    },
+  });
+  const err = await failure();
+  assert.equal(err.code, "override_not_allowed");
+  assert.equal(err.message, "This call couldn't start because the site sent settings the agent doesn't accept.");
+  assert.equal(err.retryable, false);
+  // Only names that look like field names reach the console line.
+  assert.match(err.developerMessage ?? "", /may not set: system_prompt, reference_audio_url\. /);
+  assert.match(err.developerMessage ?? "", /browser_overrides/);
+  answer(403, { error: { code: "override_not_allowed", message: "m", details: null } });
+  assert.match((await failure()).developerMessage ?? "", /may not set: \(not named\)/);
+});
+
+test("errors a retry cannot fix are not retryable", async () => {
+  answer(403, { error: { code: "origin_not_allowed" } });
+  assert.equal((await failure()).retryable, false);
+  answer(404, { error: { code: "character_not_found" } });
+  assert.equal((await failure()).retryable, false);
+  answer(422, { error: { code: "validation_error" } });
+  assert.equal((await failure()).retryable, false);
+  answer(429, { error: { code: "concurrency_limit_reached" } });
+  assert.equal((await failure()).retryable, true);
+  answer(502, { error: { code: "livekit_unavailable" } });
+  assert.equal((await failure()).retryable, true);
 });
 
 test("no answer at all is a network error", async () => {
