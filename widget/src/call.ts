@@ -1,5 +1,6 @@
-// One voice call: microphone, POST /v1/sessions, the LiveKit room, and what the
-// agent publishes into it (state attribute, transcript streams, form answers).
+// One voice call: microphone, session grant, POST /v1/sessions, the LiveKit room,
+// and what the agent publishes into it (state attribute, transcript streams, form
+// answers).
 // No UI here: the view and the page listen to `events`.
 import {
   ConnectionError,
@@ -25,6 +26,7 @@ import {
   voiceServerUnreachable,
   WidgetError,
 } from "./errors";
+import type { GrantSource } from "./grant";
 import { type SessionRequest, type StartedSession, startSession } from "./session-api";
 
 /** Topics and attributes the agent worker publishes (see docs/widget.md, "Agent contract"). */
@@ -150,7 +152,8 @@ export class Call {
     return ["requesting_microphone", "starting", "connecting", "connected"].includes(this.state);
   }
 
-  async start(server: string, request: SessionRequest): Promise<void> {
+  /** `grant`, when given, is asked for a session grant once the microphone is granted. */
+  async start(server: string, request: SessionRequest, grant?: GrantSource): Promise<void> {
     if (this.active) return;
     const run = ++this.run;
     this.transcript = [];
@@ -180,7 +183,7 @@ export class Call {
       this.mic = mic;
 
       this.setState("starting", null);
-      const session = await startSession(server, request, this.abort.signal);
+      const session = await this.requestSession(server, request, grant, this.abort.signal);
       if (run !== this.run) return;
       this.events.emit("session", sessionEvent(session));
 
@@ -238,6 +241,20 @@ export class Call {
     if (!this.room) return;
     await this.room.startAudio();
     this.events.emit("audio", { blocked: !this.room.canPlaybackAudio });
+  }
+
+  /**
+   * POST /v1/sessions. A session grant is asked for only now, after the microphone
+   * prompt: it is short-lived, and a refused microphone then spends none.
+   */
+  private async requestSession(
+    server: string,
+    request: SessionRequest,
+    grant: GrantSource | undefined,
+    signal: AbortSignal,
+  ): Promise<StartedSession> {
+    const body = grant ? { ...request, grant: await grant(signal) } : request;
+    return startSession(server, body, signal);
   }
 
   private fail(err: WidgetError): void {

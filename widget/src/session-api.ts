@@ -13,6 +13,8 @@ export interface SessionRequest {
   mcp_headers?: Record<string, string>;
   metadata?: Record<string, unknown>;
   origin_url?: string;
+  /** A session grant from the site's backend (see grant.ts): a credential, never logged. */
+  grant?: string;
 }
 
 /** The 201 answer of POST /v1/sessions: how to join the session's room. */

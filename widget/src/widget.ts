@@ -3,6 +3,7 @@
 import { LogLevel, setLogLevel } from "livekit-client";
 import { Call, type CallEvents, FORM_TOPIC, TRANSCRIPTION_TOPIC } from "./call";
 import { WidgetError } from "./errors";
+import { type GrantSource, givenGrant, grantFrom, resolveGrantUrl, spentGrant } from "./grant";
 import type { SessionRequest } from "./session-api";
 import { View } from "./view";
 
@@ -16,9 +17,14 @@ export interface SessionOverrides {
   mcp_headers?: Record<string, string>;
   /** Shallow-merged over the widget's own metadata (data-metadata). */
   metadata?: Record<string, unknown>;
+  /**
+   * A session grant from the site's backend, for this start only (each works once);
+   * it wins over `grantUrl`. A credential: the widget never logs or shows it.
+   */
+  grant?: string;
 }
 
-export interface WidgetOptions extends SessionOverrides {
+export interface WidgetOptions extends Omit<SessionOverrides, "grant"> {
   /** Character slug. */
   agent: string;
   /** Token server base URL; defaults to the origin widget.js was loaded from. */
@@ -31,6 +37,11 @@ export interface WidgetOptions extends SessionOverrides {
   headless?: boolean;
   /** Show the widget's own call button (default true); false shows only the call panel. */
   button?: boolean;
+  /**
+   * The site's own endpoint that answers `POST` with `{"grant": "<token>"}`; asked for
+   * a fresh session grant before every start. Relative URLs resolve against the page.
+   */
+  grantUrl?: string;
 }
 
 const OVERRIDE_KEYS = [
@@ -61,11 +72,20 @@ export class OsharaWidget {
   private readonly call: Call;
   private view?: View;
   private lastOverrides: SessionOverrides = {};
+  /** Whether the last start had a grant from start(): spent now, it is never sent again. */
+  private lastGrantGiven = false;
 
   constructor(options: WidgetOptions) {
     if (!options || typeof options.agent !== "string" || !options.agent) {
       throw new WidgetError("configuration_error", "Oshara: `agent` (a character slug) is required.");
     }
+    if ((options as { grant?: unknown }).grant !== undefined) {
+      throw new WidgetError(
+        "configuration_error",
+        "Oshara: create() takes no grant, since each works once: pass it to start(), or set grantUrl.",
+      );
+    }
+    if (options.grantUrl !== undefined) resolveGrantUrl(options.grantUrl, document.baseURI);
     this.options = { ...options };
     this.call = new Call(() => this.view?.audioHost() ?? document.body);
     if (!options.headless) this.mount(options.mount ?? null);
@@ -94,9 +114,8 @@ export class OsharaWidget {
       label: this.options.label ?? "Talk to us",
       placement: parent ? "inline" : "floating",
       button: this.options.button !== false,
-      // The panel's "Try again" repeats the last call, overrides included.
       onStart: () => {
-        this.start(this.lastOverrides).catch(() => undefined);
+        this.again().catch(() => undefined);
       },
     });
     const attach = () => (parent ?? document.body).appendChild(this.view!.host);
@@ -114,15 +133,34 @@ export class OsharaWidget {
 
   /** Start a call. Resolves when connected or failed; failures arrive as "error" events. */
   start(overrides: SessionOverrides = {}): Promise<void> {
+    const { grant, ...rest } = overrides ?? {};
+    this.lastOverrides = rest;
+    this.lastGrantGiven = grant !== undefined && grant !== null;
+    return this.begin(rest, this.lastGrantGiven ? givenGrant(grant) : this.grantFromUrl());
+  }
+
+  /**
+   * The panel's "Try again" and "Call again": the last call's overrides, with a fresh
+   * grant from the grant URL. A grant given to start() is spent and never resent.
+   */
+  private again(): Promise<void> {
+    return this.begin(this.lastOverrides, this.grantFromUrl() ?? (this.lastGrantGiven ? spentGrant() : undefined));
+  }
+
+  private grantFromUrl(): GrantSource | undefined {
+    const url = this.options.grantUrl;
+    return url === undefined ? undefined : grantFrom(url, document.baseURI);
+  }
+
+  private begin(overrides: SessionOverrides, grant: GrantSource | undefined): Promise<void> {
     const o = this.options;
-    this.lastOverrides = overrides;
     const body: SessionRequest = { agent: o.agent, origin_url: location.href };
     for (const key of OVERRIDE_KEYS) {
       const value = overrides[key] ?? o[key];
       if (value !== undefined && value !== "") (body as unknown as Record<string, unknown>)[key] = value;
     }
     if (o.metadata || overrides.metadata) body.metadata = { ...o.metadata, ...overrides.metadata };
-    return this.call.start(trimSlash(o.server ?? scriptOrigin), body);
+    return this.call.start(trimSlash(o.server ?? scriptOrigin), body, grant);
   }
 
   /** Hang up, or cancel a call that is still starting. */
@@ -143,7 +181,8 @@ export class OsharaWidget {
   }
 }
 
-function optionsFromScript(tag: HTMLScriptElement): WidgetOptions | null {
+/** The options of the <script data-*> tag's widget; null without data-agent. */
+export function optionsFromScript(tag: HTMLScriptElement): WidgetOptions | null {
   const data = tag.dataset;
   if (!data.agent) return null;
   const options: WidgetOptions = {
@@ -157,6 +196,7 @@ function optionsFromScript(tag: HTMLScriptElement): WidgetOptions | null {
     voice_model: data.voiceModel,
     reference_audio_url: data.referenceAudioUrl,
   };
+  if (data.grantUrl !== undefined) options.grantUrl = data.grantUrl;
   if (data.metadata) {
     try {
       const parsed = JSON.parse(data.metadata);

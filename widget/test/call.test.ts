@@ -1,14 +1,22 @@
 // What the call does with the agent's transcript streams and form answers.
 // Private methods are driven directly: there is no LiveKit server to publish them.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 import { Call, type ErrorEvent, type FormEvent, type TranscriptEntry } from "../src/call";
 import { WidgetError } from "../src/errors";
+import { type GrantSource, grantFrom } from "../src/grant";
+import type { SessionRequest, StartedSession } from "../src/session-api";
 
 interface Internals {
   readTranscription(reader: unknown, speaker: "agent" | "user", current: () => boolean): Promise<void>;
   readRoomMetadata(raw: string | undefined): void;
   applyFormMessage(text: string): void;
+  requestSession(
+    server: string,
+    request: SessionRequest,
+    grant: GrantSource | undefined,
+    signal: AbortSignal,
+  ): Promise<StartedSession>;
   fail(err: WidgetError): void;
 }
 
@@ -115,6 +123,26 @@ test("form fields come from the room metadata and answers from oshara.form messa
   assert.equal(call.fields.length, 3);
 });
 
+const GRANT = "eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJvbmNlIn0.c2lnbmF0dXJl";
+const STARTED = { token: "lk-token", livekit_url: "wss://lk", session_id: "s1" };
+
+const realFetch = globalThis.fetch;
+afterEach(() => {
+  globalThis.fetch = realFetch;
+});
+
+/** A fake network: the site's grant URL and the token server, each answering as told. */
+function network(grantAnswer: () => Response, sessionAnswer: () => Response) {
+  const sent: { url: string; init?: RequestInit }[] = [];
+  globalThis.fetch = async (url, init) => {
+    sent.push({ url: String(url), init });
+    return String(url).endsWith("/v1/sessions") ? sessionAnswer() : grantAnswer();
+  };
+  return sent;
+}
+
+const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status });
+
 /** Everything written to the console while `run` runs. */
 async function consoleDuring(run: () => Promise<void>): Promise<string[]> {
   const written: string[] = [];
@@ -131,6 +159,67 @@ async function consoleDuring(run: () => Promise<void>): Promise<string[]> {
   return written;
 }
 
+test("the grant is fetched first and sent to the token server beside the call's fields", async () => {
+  const sent = network(
+    () => json(200, { grant: GRANT }),
+    () => json(201, STARTED),
+  );
+  const { call } = newCall();
+  const request = { agent: "support-bot", language: "en-US", origin_url: "https://shop.example.com/help" };
+  const started = await internals(call).requestSession(
+    "https://calls.example.com",
+    request,
+    grantFrom("/my/grant", "https://shop.example.com/help"),
+    new AbortController().signal,
+  );
+  assert.equal(started.token, "lk-token");
+  assert.deepEqual(
+    sent.map((r) => [r.init?.method, r.url]),
+    [
+      ["POST", "https://shop.example.com/my/grant"],
+      ["POST", "https://calls.example.com/v1/sessions"],
+    ],
+  );
+  assert.deepEqual(JSON.parse(String(sent[1].init?.body)), { ...request, grant: GRANT });
+  // The request the widget holds for "Try again" does not keep the grant.
+  assert.equal("grant" in request, false);
+});
+
+test("without a grant source the body has no grant field", async () => {
+  const sent = network(
+    () => json(500, {}),
+    () => json(201, STARTED),
+  );
+  const { call } = newCall();
+  await internals(call).requestSession("http://ts", { agent: "a" }, undefined, new AbortController().signal);
+  assert.equal(sent.length, 1);
+  assert.deepEqual(JSON.parse(String(sent[0].init?.body)), { agent: "a" });
+});
+
+test("when the site gives no grant, nothing is sent to the token server", async () => {
+  for (const grantAnswer of [
+    () => json(403, { error: "not logged in" }),
+    () => json(200, { token: GRANT }),
+    () => new Response("<html>", { status: 200 }),
+  ]) {
+    const sent = network(grantAnswer, () => json(201, STARTED));
+    const { call } = newCall();
+    await assert.rejects(
+      internals(call).requestSession(
+        "http://ts",
+        { agent: "a" },
+        grantFrom("https://shop.example.com/g", "https://shop.example.com/"),
+        new AbortController().signal,
+      ),
+      (err: unknown) => err instanceof WidgetError && err.code === "grant_unavailable",
+    );
+    assert.deepEqual(
+      sent.map((r) => r.url),
+      ["https://shop.example.com/g"],
+    );
+  }
+});
+
 test("a failed call says whether to try again, and tells the site owner in the console", async () => {
   const { call } = newCall();
   const errors: ErrorEvent[] = [];
@@ -145,4 +234,44 @@ test("a failed call says whether to try again, and tells the site owner in the c
   ]);
   assert.deepEqual(written, ["fix the key"]);
   assert.equal(call.state, "error");
+});
+
+test("the grant is never written to the console or put in an error event", async () => {
+  const refusals = [
+    [401, "invalid_grant"],
+    [401, "grant_expired"],
+    [403, "grant_used"],
+    [403, "grant_not_for_character"],
+    [403, "override_not_allowed"],
+    [500, "server_error"],
+  ] as const;
+  const events: ErrorEvent[] = [];
+  const written = await consoleDuring(async () => {
+    for (const [status, code] of refusals) {
+      network(
+        () => json(200, { grant: GRANT }),
+        () => json(status, { error: { code, message: "refused", details: { fields: ["system_prompt"] } } }),
+      );
+      const { call } = newCall();
+      call.events.on("error", (e) => events.push(e));
+      try {
+        await internals(call).requestSession(
+          "http://ts",
+          { agent: "a" },
+          grantFrom("/g", "https://shop.example.com/"),
+          new AbortController().signal,
+        );
+        assert.fail("the session started");
+      } catch (err) {
+        assert.ok(err instanceof WidgetError);
+        assert.ok(!JSON.stringify({ ...err, message: err.message, stack: err.stack }).includes(GRANT));
+        internals(call).fail(err);
+      }
+    }
+  });
+  assert.equal(events.length, refusals.length);
+  assert.ok(written.length >= 3, "the site owner is told about the refusals they can fix");
+  assert.ok(!JSON.stringify([events, written]).includes(GRANT));
+  // Nor a cut-off piece of it: its first characters are what a truncated log line would keep.
+  assert.ok(!JSON.stringify([events, written]).includes(GRANT.slice(0, 20)));
 });

@@ -63,6 +63,18 @@ test("403, 404, 429 and 502 read as plain words", async () => {
   assert.equal((await failure()).code, "server_error");
 });
 
+test("a session grant goes in the body beside agent and the other fields", async () => {
+  let sent: RequestInit | undefined;
+  globalThis.fetch = async (_url, init) => {
+    sent = init;
+    return new Response(JSON.stringify({ token: "t", livekit_url: "wss://lk" }), { status: 201 });
+  };
+  const body = { agent: "support-bot", language: "en-US", grant: "eyJ.x.y" };
+  await startSession("http://ts", body, new AbortController().signal);
+  assert.deepEqual(JSON.parse(String(sent?.body)), { agent: "support-bot", language: "en-US", grant: "eyJ.x.y" });
+  assert.equal(sent?.credentials, "omit");
+});
+
 test("grant and browser-override refusals have their own codes, and only spent grants are retryable", async () => {
   const grant = "eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJzZWNyZXQifQ.c2lnbmF0dXJl";
   const refused = "This call couldn't start because the site's permission for it wasn't accepted.";
