@@ -106,6 +106,8 @@ export class View {
   private label: string;
   private readonly hasButton: boolean;
   private shownState: CallState | null = null;
+  /** Whether the last error is one that starting again may fix. */
+  private retryable = true;
 
   constructor(
     private readonly call: Call,
@@ -164,6 +166,7 @@ export class View {
       call.events.on("state", () => this.render()),
       call.events.on("error", (e) => {
         this.error.textContent = e.message;
+        this.retryable = e.retryable;
         this.render();
       }),
       call.events.on("transcript", ({ entry }) => this.renderEntry(entry)),
@@ -211,7 +214,8 @@ export class View {
     this.closeButton.hidden = active;
     this.controls.hidden = !active;
     this.error.hidden = state !== "error";
-    this.retry.hidden = state !== "error" && state !== "ended";
+    // "Try again" only where it can help: a site that is not allowed stays not allowed.
+    this.retry.hidden = !(state === "ended" || (state === "error" && this.retryable));
     this.retry.textContent = state === "ended" ? "Call again" : "Try again";
     if (state === "requesting_microphone") {
       this.transcript.replaceChildren();
@@ -238,7 +242,7 @@ export class View {
     if (focusIsOurs && active && (wasHidden || focused === this.launcher || focused === this.retry)) {
       this.hangup.focus();
     } else if (focusIsOurs && !active && !this.panel.hidden && focused !== this.closeButton) {
-      this.retry.focus();
+      (this.retry.hidden ? this.closeButton : this.retry).focus();
     }
   }
 
