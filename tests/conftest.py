@@ -119,6 +119,10 @@ def make_settings(database_url: str, livekit_server: LiveKitServer) -> Callable[
             "database_url": database_url,
             "characters_dir": TEST_CHARACTERS,
             "token_server_api_keys": "server-key-1,server-key-2",
+            # Tests sweep and reconcile when they mean to; a background pass in the middle of a
+            # test would race with it. Tests of the loops themselves set short intervals.
+            "sweep_interval_seconds": 3600,
+            "reconcile_interval_seconds": 3600,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

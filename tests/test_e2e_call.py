@@ -84,6 +84,7 @@ async def test_a_whole_call_through_the_real_server(tmp_path: Path, voice_servic
                 30,
                 "the greeting's transcript",
             )
+            await wait_until(user.greeted, 30, "the agent to listen")
             assert stack.openai.requests == []  # the greeting is spoken as configured, not generated
 
             # 3. the user speaks through the SFU; the agent looks up the order and records the email

@@ -68,6 +68,7 @@ async def test_the_token_server_restarting_mid_call(tmp_path: Path, voice_servic
         started, user = await stack.call()
         session_id = started["session_id"]
         try:
+            await wait_until(user.greeted, 60, "the greeting")
             await user.publish_microphone()
             await wait_until(lambda: stack.deepgram.connections, 30, "the agent's STT stream")
             assert stack.token_server is not None
@@ -162,6 +163,7 @@ async def test_a_second_worker_takes_calls_and_outlives_the_first(tmp_path: Path
             # the other worker's call goes on: the user is still there and gets an answer
             assert not second_user.disconnected.is_set() and second_user.agent is not None
             assert (await stack.status(second["session_id"]))[0] == "active"
+            await wait_until(second_user.greeted, 60, "the second call's greeting")
             await second_user.publish_microphone()
             await wait_until(lambda: stack.deepgram.connections, 30, "the agent's STT stream")
             await second_user.say("What are your opening hours?")

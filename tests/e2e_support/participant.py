@@ -119,6 +119,20 @@ class User:
         assert self._mic is not None, "publish_microphone() first"
         await self._mic.say(text, pause_after=pause_after)
 
+    def greeted(self) -> bool:
+        """The agent has spoken its greeting and now listens, so speech sent from here reaches its STT.
+
+        While the agent speaks uninterruptibly, and in the first seconds of its first speech (its
+        AEC warm-up), livekit-agents hands the STT silence instead of the user's audio: a sentence
+        said over the greeting can be lost, as it would be in a real call.
+        """
+        agent = self.agent
+        return (
+            bool(self.spoken("agent"))
+            and agent is not None
+            and agent.attributes.get("lk.agent.state") == "listening"
+        )
+
     def spoken(self, role: str) -> list[str]:
         """Final transcript lines of the agent (`agent`) or of the user (`user`)."""
         local = self.room.local_participant.identity
