@@ -143,7 +143,7 @@ async def test_js_api_merges_metadata_and_reports_events(stack: Stack, browser: 
     assert session["character_slug"] == "support-bot"
     assert session["session_id"] and [session["room_name"]] == list(await stack.livekit.new_rooms())
     (error,) = [payload for name, payload in seen if name == "error"]
-    assert error == {"code": "voice_server_unreachable", "message": VOICE_SERVER_MESSAGE}
+    assert error == {"code": "voice_server_unreachable", "message": VOICE_SERVER_MESSAGE, "retryable": True}
 
     # end() after a failure is harmless; a new start() is a new session.
     await page.evaluate("Oshara.end()")
