@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from characters import CharacterFileError
 
 from .app import create_app
+from .http_server import run
 from .logs import configure_logging, warn_about_short_secret
 from .settings import Settings
 
@@ -36,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(LiveKit {settings.livekit_url}, database {settings.database_url.split('://')[0]})"
     )
     try:
-        # run_app calls `print` once the server is listening.
-        web.run_app(app, host=args.host, port=args.port, print=lambda _: print(ready, flush=True))
+        run(app, host=args.host, port=args.port, on_ready=lambda: print(ready, flush=True))
     except (OSError, SQLAlchemyError) as exc:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
         print(

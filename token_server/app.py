@@ -17,6 +17,7 @@ from .access import check_caller_may_start, cors_middleware, identify_caller
 from .db import Database, migrate
 from .errors import NotFound, error_middleware, read_json
 from .headers import header_middleware
+from .http_server import PARSER_LOG
 from .ingest import Ingest
 from .lifecycle import SessionLifecycle
 from .livekit import LiveKitRooms
@@ -136,6 +137,8 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[header_middleware, cors_middleware(lambda: characters.values()), error_middleware],
         client_max_size=1024**2,
+        # The server's own log, so a request its parser refuses never logs the bytes it carried.
+        handler_args={"logger": PARSER_LOG},
     )
     app[SETTINGS] = settings
     app[CHARACTERS] = characters

@@ -139,7 +139,16 @@ async def error_middleware(
         err = ApiError(exc.reason, code=code, headers={k: v for k, v in exc.headers.items() if k == "Allow"})
         err.status = exc.status
         return err.response()
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and (
+            request.transport is None or request.transport.is_closing()
+        ):
+            # The client went away mid-request (most often mid-body): nothing was done for
+            # it and nobody is left to answer, so one quiet line and no traceback.
+            log.info(
+                "client disconnected mid-request", extra={"path": request.path, "method": request.method}
+            )
+            return BadRequest("The client disconnected.", code="client_disconnected").response()
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return ApiError("Something went wrong on our side. Please try again.").response()
 
