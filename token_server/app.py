@@ -21,6 +21,7 @@ from .http_server import PARSER_LOG
 from .ingest import Ingest
 from .lifecycle import SessionLifecycle
 from .livekit import LiveKitRooms
+from .openapi import OPENAPI, build_document, openapi_view
 from .post_call import PostCallWebhooks, RetryPolicy
 from .records import post_call_payload
 from .retrieval import Retrieval
@@ -142,6 +143,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[CHARACTERS] = characters
+    app[OPENAPI] = build_document()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         db = Database(settings.database_url)
@@ -203,6 +205,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/livekit/webhook", _delegate(INGEST, "livekit_webhook"))
     app.router.add_get("/v1/characters", characters_view)
     app.router.add_get("/healthz", health_view)
+    app.router.add_get("/openapi.json", openapi_view)
     app.router.add_get("/widget.js", widget_view)
     app.router.add_get("/", demo_view)
     if (STATIC_DIR / "demo").is_dir():

@@ -57,7 +57,7 @@ def _ascii_whole_number(value: Any) -> Any:
     return value
 
 
-PageSize = Annotated[int, BeforeValidator(_ascii_whole_number), Field(ge=1, le=MAX_PAGE)]
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE), BeforeValidator(_ascii_whole_number)]
 Cursor = Annotated[str, Field(min_length=1, max_length=MAX_CURSOR, pattern=r"^[A-Za-z0-9_-]+={0,2}$")]
 
 
