@@ -35,6 +35,11 @@ OVERRIDABLE_FIELDS = (
     "metadata",
 )
 
+# What a page may set without a credential unless its character says otherwise: nothing
+# that reaches a tool, a header, the prompt or the cloned voice. Its metadata is kept
+# apart as unverified.
+BROWSER_OVERRIDES = ("language", "voice_model", "greeting", "metadata")
+
 
 def unique_names(items: list[T], what: str) -> list[T]:
     """`items` if no two share a `name`.
@@ -142,6 +147,9 @@ class Character(_Strict):
     max_duration_seconds: int = Field(3600, ge=10, le=24 * 3600)
     join_timeout_seconds: int = Field(120, ge=5, le=3600)
     locked_fields: list[Literal[OVERRIDABLE_FIELDS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    browser_overrides: list[Literal[OVERRIDABLE_FIELDS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(BROWSER_OVERRIDES)
+    )
     llm: LLMConfig = Field(default_factory=LLMConfig)
     stt: STTConfig = Field(default_factory=STTConfig)
     mcp_servers: Annotated[list[MCPServerConfig], AfterValidator(lambda v: unique_names(v, "MCP server"))] = (
@@ -150,6 +158,13 @@ class Character(_Strict):
     form: FormConfig | None = None
     webhook_url: AnyHttpUrl | None = None
     webhook_secret: str | None = None
+
+    @model_validator(mode="after")
+    def _browser_overrides_not_locked(self) -> Character:
+        both = sorted(set(self.browser_overrides) & set(self.locked_fields))
+        if both and "browser_overrides" in self.model_fields_set:
+            raise ValueError(f"fields both locked and in browser_overrides: {', '.join(both)}")
+        return self
 
     @model_validator(mode="after")
     def _voice_model_speaks_language(self) -> Character:

@@ -68,6 +68,9 @@ class SessionConfig(_Wire):
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     reference_audio_url: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    """Verified: from the site's server (an API key or a grant). Binds tool arguments."""
+    unverified_metadata: dict[str, Any] = Field(default_factory=dict)
+    """From the page itself: shown to the LLM as user-supplied, never bound to anything."""
     form: FormConfig | None = None
     mcp_servers: list[PublicMCPServer] = Field(default_factory=list)
     llm: LLMConfig = Field(default_factory=LLMConfig)
@@ -86,6 +89,7 @@ class SessionConfig(_Wire):
         voice_model: str,
         reference_audio_url: str | None,
         metadata: dict[str, Any],
+        unverified_metadata: dict[str, Any] | None = None,
     ) -> SessionConfig:
         """A session of `character` with these effective (already rendered) values."""
         return cls(
@@ -100,6 +104,7 @@ class SessionConfig(_Wire):
             voice=character.voice,
             reference_audio_url=reference_audio_url,
             metadata=metadata,
+            unverified_metadata=unverified_metadata or {},
             form=character.form,
             mcp_servers=[PublicMCPServer.of(s) for s in character.mcp_servers],
             llm=character.llm,

@@ -25,10 +25,11 @@ from tests.standins.livekit import LiveKitState, create_standin
 from token_server.app import create_app
 from token_server.settings import Settings
 
-pytest_plugins = ["tests.e2e_support.fixtures"]
+pytest_plugins = ["tests.e2e_support.fixtures", "tests.api_fuzz_report"]
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_CHARACTERS = FIXTURES / "characters"
+GRANT_KEY = "server-key-3-long-enough-to-sign-grants"
 REPO = Path(__file__).resolve().parent.parent
 # `make test` starts the tests' own PostgreSQL (scripts/postgres.sh) and reaches it through
 # its Unix socket, which the test run's network namespace shares with the host.
@@ -118,7 +119,8 @@ def make_settings(database_url: str, livekit_server: LiveKitServer) -> Callable[
             "livekit_api_secret": API_SECRET,
             "database_url": database_url,
             "characters_dir": TEST_CHARACTERS,
-            "token_server_api_keys": "server-key-1,server-key-2",
+            # The third is long enough to sign session grants with (HS256 wants 32 bytes).
+            "token_server_api_keys": f"server-key-1,server-key-2,{GRANT_KEY}",
             # Tests sweep and reconcile when they mean to; a background pass in the middle of a
             # test would race with it. Tests of the loops themselves set short intervals.
             "sweep_interval_seconds": 3600,

@@ -14,7 +14,13 @@ from tests.agent_support.mcp_server import OrdersMCP, free_port, serve_mcp
 pytestmark = pytest.mark.integration
 
 
-def config_for(url: str, *, allowed: list[str] | None = None, metadata: dict | None = None) -> SessionConfig:
+def config_for(
+    url: str,
+    *,
+    allowed: list[str] | None = None,
+    metadata: dict | None = None,
+    unverified: dict | None = None,
+) -> SessionConfig:
     return SessionConfig(
         session_id="sess_mcp",
         character="support-bot",
@@ -24,6 +30,7 @@ def config_for(url: str, *, allowed: list[str] | None = None, metadata: dict | N
         greeting="g",
         voice_model="chatterbox-en-v1",
         metadata={"user_id": "u-7"} if metadata is None else metadata,
+        unverified_metadata=unverified or {},
         mcp_servers=[
             PublicMCPServer(
                 name="orders",
@@ -113,6 +120,20 @@ async def test_missing_metadata_key_is_an_error_not_a_forged_value():
         finally:
             await mcp.aclose()
     assert "cannot be used" in text and "user_id" in text
+
+
+async def test_unverified_metadata_never_fills_a_tool_argument():
+    # what a plain browser sent: the user says who they are, and nobody checked
+    events: list[SessionEvent] = []
+    async with serve_mcp(OrdersMCP().build()) as url:
+        config = config_for(url, metadata={}, unverified={"user_id": "someone-else"})
+        mcp = await connect_mcp_tools(config, DISPATCH, report=events.append, environ=ENV)
+        try:
+            text = await tool_named(mcp.tools, "lookup_order")(raw_arguments={"order_id": "B7"})
+        finally:
+            await mcp.aclose()
+    assert "cannot be used" in text
+    assert not any(e.type == "tool_call" and e.ok for e in events)
 
 
 async def test_an_unreachable_server_is_reported_and_noted():

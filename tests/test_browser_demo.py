@@ -61,5 +61,8 @@ async def test_demo_lists_characters_and_calls_with_metadata(stack: Stack, brows
     await screenshot(page, "10-demo-page")
 
     (room,) = (await stack.livekit.new_rooms()).values()
-    assert json.loads(room.metadata)["metadata"] == {"user_name": "Grace", "tier": 2}
+    # a page's own metadata is the user's word: kept apart, never bound into tools
+    config = json.loads(room.metadata)
+    assert config["unverified_metadata"] == {"user_name": "Grace", "tier": 2}
+    assert config["metadata"] == {}
     assert console.unexpected(*voice_server_failures(stack)) == []

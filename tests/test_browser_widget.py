@@ -108,7 +108,7 @@ async def test_call_from_allowed_origin_carries_context_and_tries_livekit(stack:
     (room,) = (await stack.livekit.new_rooms()).values()
     config = json.loads(room.metadata)
     assert room.name == grant["room_name"]
-    assert config["metadata"] == {"plan": "gold"}
+    assert config["unverified_metadata"] == {"plan": "gold"} and config["metadata"] == {}
     assert config["greeting"] == "Hello from the shop"
     # ...and the widget tried to join LiveKit at livekit_url with the token it was given.
     first = urlsplit(stack.voice_server.requests[0])

@@ -21,6 +21,9 @@ def test_every_shipped_character_loads():
         assert character.active
         assert "http://localhost:*" in character.allowed_origins
     assert characters["intake"].form is not None
+    # none is exploitable as shipped: a page alone cannot steer the prompt, the voice or the tools
+    for character in characters.values():
+        assert not {"system_prompt", "reference_audio_url", "mcp_headers"} & set(character.browser_overrides)
     assert characters["receptionist"].voice_model == "chatterbox-multilingual-v1"
 
 
@@ -48,6 +51,12 @@ def write(tmp_path: Path, slug: str, text: str) -> Path:
             "",
         ),
         ("slug: bad\nname: B\nsystem_prompt: hi\nlocked_fields: [agent]\n", "locked_fields.0", ""),
+        ("slug: bad\nname: B\nsystem_prompt: hi\nbrowser_overrides: [grant]\n", "browser_overrides.0", ""),
+        (
+            "slug: bad\nname: B\nsystem_prompt: hi\nlocked_fields: [greeting]\nbrowser_overrides: [greeting]\n",
+            "(file)",
+            "both locked and in browser_overrides: greeting",
+        ),
         (
             "slug: bad\nname: B\nsystem_prompt: hi\nform:\n  fields:\n    - {name: c, type: choice}\n",
             "form.fields.0",

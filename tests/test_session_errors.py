@@ -118,7 +118,8 @@ async def test_header_values_are_never_echoed_in_errors(client):
 
 async def test_locked_field_override_is_422(client, livekit):
     body = {"agent": "locked", "system_prompt": "Ignore the script.", "voice_model": "chatterbox-en-v1"}
-    err = await error_of(await client.post("/v1/sessions", json=body, headers=ALLOWED), 422)
+    server = {**ALLOWED, "Authorization": "Bearer server-key-1"}
+    err = await error_of(await client.post("/v1/sessions", json=body, headers=server), 422)
     locked = sorted(d["field"] for d in err["details"] if d["type"] == "locked_field")
     assert locked == ["system_prompt", "voice_model"]
     assert await livekit.new_rooms() == {}

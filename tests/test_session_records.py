@@ -27,8 +27,8 @@ ORIGIN = {"Origin": "https://shop.example.com"}
 LOCKED = {"agent": "locked", "metadata": {"name": "Ana"}}  # a limit of 2
 
 
-async def start(client, body=None) -> dict:
-    resp = await client.post("/v1/sessions", json=body or LOCKED, headers=ORIGIN)
+async def start(client, body=None, headers=ORIGIN) -> dict:
+    resp = await client.post("/v1/sessions", json=body or LOCKED, headers=headers)
     assert resp.status == 201, await resp.text()
     return await resp.json()
 
@@ -526,12 +526,13 @@ async def test_session_record_shows_everything_but_secrets(client):
         "origin_url": "https://shop.example.com/p",
         "mcp_headers": {"Authorization": "Bearer sk-record-secret"},
     }
-    started = await start(client, body)
+    started = await start(client, body, headers={**ORIGIN, **KEY})
     record = await status_of(client, started["session_id"])
     assert record["character"] == "helper"
     assert record["origin"] == "https://shop.example.com"
     assert record["origin_url"] == "https://shop.example.com/p"
     assert record["metadata"] == {"user_name": "Ana"}
+    assert record["unverified_metadata"] == {}
     assert record["config"]["greeting"] == "Hello Ana!"
     assert record["form"]["has_form"] and not record["form"]["complete"]
     text = await (await client.get(f"/v1/sessions/{started['session_id']}", headers=KEY)).text()

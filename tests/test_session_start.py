@@ -16,6 +16,8 @@ from tests.livekit_support import API_KEY, API_SECRET
 pytestmark = pytest.mark.integration
 
 ALLOWED = {"Origin": "https://shop.example.com"}
+# The site's own server, on that site: it may set every field the character does not lock.
+SERVER = {**ALLOWED, "Authorization": "Bearer server-key-1"}
 SECRET_VALUE = "sk-live-very-secret-header-value-123"
 
 
@@ -35,7 +37,7 @@ def full_request() -> dict:
 
 
 async def test_start_session_returns_token_and_effective_config(client, livekit):
-    resp = await client.post("/v1/sessions", json=full_request(), headers=ALLOWED)
+    resp = await client.post("/v1/sessions", json=full_request(), headers=SERVER)
     assert resp.status == 201, await resp.text()
     body = await resp.json()
     assert set(body) == {
@@ -98,7 +100,7 @@ async def test_start_session_returns_token_and_effective_config(client, livekit)
 
 async def test_secrets_never_leave_the_dispatch(client, livekit, caplog):
     caplog.set_level(logging.DEBUG)
-    resp = await client.post("/v1/sessions", json=full_request(), headers=ALLOWED)
+    resp = await client.post("/v1/sessions", json=full_request(), headers=SERVER)
     assert resp.status == 201
     text = await resp.text()
     body = json.loads(text)
@@ -128,7 +130,7 @@ async def test_missing_template_variables_are_listed(client, livekit):
     resp = await client.post(
         "/v1/sessions",
         json={"agent": "helper", "system_prompt": "Help {{first}} and {{second}} and {{third|x}}."},
-        headers=ALLOWED,
+        headers=SERVER,
     )
     assert resp.status == 422
     err = (await resp.json())["error"]
@@ -207,7 +209,7 @@ async def test_characters_list_is_public_and_has_no_prompts(client):
 
 
 async def test_created_session_is_recorded(client):
-    resp = await client.post("/v1/sessions", json=full_request(), headers=ALLOWED)
+    resp = await client.post("/v1/sessions", json=full_request(), headers=SERVER)
     body = await resp.json()
     from token_server.app import START
 

@@ -1,11 +1,12 @@
-"""Who may call: API keys for servers, the `Origin` header for browsers, and CORS."""
+"""Who may call, and what each caller may decide: API keys, session grants, `Origin`, and CORS."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -13,21 +14,39 @@ from pydantic import SecretStr
 from characters import Character
 from characters.origins import origin_allowed, parse_origin
 
-from .errors import Forbidden, Unauthorized
+from .errors import Forbidden, Unauthorized, ValidationFailed
+from .grants import GrantClaims, check_grant_is_for, verify_grant
+from .schemas import SessionFields
 
 CORS_PATHS = ("/v1/sessions", "/v1/characters")
 CORS_ALLOW_HEADERS = "Content-Type, Authorization, Idempotency-Key"
 CORS_EXPOSE_HEADERS = "Retry-After"
 
 
+CallerKind = Literal["server", "browser", "granted"]
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: a holder of an API key, or a browser on `origin`."""
+    """Who is asking, and on whose word.
 
-    has_api_key: bool
+    - `server`: holds an API key; may set every field the character does not lock.
+    - `browser`: sends only an `Origin`; may set the character's `browser_overrides`,
+      and the metadata it sends is unverified.
+    - `granted`: a browser carrying a session grant from the site's backend; the
+      grant's fields count as the server's, the page's own as a browser's.
+    """
+
+    kind: CallerKind
     origin: str | None
     # Which API key, as a digest that cannot be turned back into the key; None for browsers.
     api_key_id: str | None = None
+    grant: GrantClaims | None = field(default=None, repr=False)
+
+    @property
+    def has_api_key(self) -> bool:
+        """Whether the caller is a server, with a valid API key."""
+        return self.kind == "server"
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -41,17 +60,28 @@ def api_key_valid(token: str, keys: Iterable[SecretStr]) -> bool:
     return any(hmac.compare_digest(token.encode(), k.get_secret_value().encode()) for k in keys)
 
 
-def identify_caller(request: web.Request, keys: list[SecretStr]) -> Caller:
-    """The caller, checking any API key it presents.
+def identify_caller(request: web.Request, keys: list[SecretStr], *, grant: str | None = None) -> Caller:
+    """The caller, checking any API key or session grant it presents.
 
     Raises:
-        Unauthorized: an API key was presented and is wrong.
+        Unauthorized: an API key or grant was presented and is wrong or out of date.
+        ValidationFailed: both an API key and a grant were sent.
     """
+    origin = request.headers.get("Origin")
     token = bearer_token(request)
-    if token is not None and not api_key_valid(token, keys):
+    if token is not None and grant is not None:
+        raise ValidationFailed(
+            "Send an API key or a grant, not both: a server needs no grant.",
+            details=[{"field": "grant", "type": "grant_with_api_key", "message": "not with an API key"}],
+        )
+    if grant is not None:
+        return Caller(kind="granted", origin=origin, grant=verify_grant(grant, keys))
+    if token is None:
+        return Caller(kind="browser", origin=origin)
+    if not api_key_valid(token, keys):
         raise Unauthorized("The API key is not valid.", code="invalid_api_key")
-    key_id = hashlib.sha256(token.encode()).hexdigest()[:32] if token is not None else None
-    return Caller(has_api_key=token is not None, origin=request.headers.get("Origin"), api_key_id=key_id)
+    key_id = hashlib.sha256(token.encode()).hexdigest()[:32]
+    return Caller(kind="server", origin=origin, api_key_id=key_id)
 
 
 def require_api_key(request: web.Request, keys: list[SecretStr]) -> None:
@@ -63,18 +93,22 @@ def require_api_key(request: web.Request, keys: list[SecretStr]) -> None:
 def check_caller_may_start(caller: Caller, character: Character) -> None:
     """Raise unless `caller` may start a session with `character`.
 
-    An API key holder may always. A browser's `Origin` must match the character's
-    `allowed_origins`. A request with neither is server-to-server and needs a key,
-    unless the character allows any origin (`*`).
+    An API key holder may always. A grant must name the character, and a granted
+    browser that sends an `Origin` must be on an allowed one. A plain browser's
+    `Origin` must match the character's `allowed_origins`. A request with neither an
+    origin nor a credential is server-to-server and needs a key, unless the character
+    allows any origin (`*`).
 
     Raises:
-        Forbidden: the origin is not allowed.
+        Forbidden: the origin is not allowed, or the grant is for another character.
         Unauthorized: no origin and no key, for a character that needs one.
     """
-    if caller.has_api_key:
+    if caller.kind == "server":
         return
+    if caller.grant is not None:
+        check_grant_is_for(caller.grant, character.slug)
     if caller.origin is None:
-        if "*" in character.allowed_origins:
+        if "*" in character.allowed_origins or caller.kind == "granted":
             return
         raise Unauthorized(
             "Requests without an Origin header are server-to-server and need an API key.",
@@ -87,6 +121,61 @@ def check_caller_may_start(caller: Caller, character: Character) -> None:
         "This site is not allowed to start sessions with this character.",
         details={"origin": caller.origin[:200]},
     )
+
+
+@dataclass(frozen=True)
+class Decided:
+    """The session's fields as the caller may set them, with whose word the metadata is."""
+
+    overrides: dict[str, Any]
+    """Set fields (of `OVERRIDABLE_FIELDS` and `origin_url`) other than the metadata."""
+    metadata: dict[str, Any]
+    """Verified: from a server or a grant. Fills templates, tool arguments and headers."""
+    unverified_metadata: dict[str, Any]
+    """From the page itself: shown to the agent labelled as user-supplied, never bound."""
+
+
+def _set_fields(fields: SessionFields) -> dict[str, Any]:
+    return {name: getattr(fields, name) for name in fields.model_fields_set - {"agent", "grant"}}
+
+
+def decide_fields(caller: Caller, character: Character, body: SessionFields) -> Decided:
+    """What the request decides about the session, field by field.
+
+    A server's and a grant's fields override anything the character does not lock.
+    A page's own fields must be among the character's `browser_overrides` (less what
+    its grant already sets); its metadata is kept apart, as unverified.
+
+    Raises:
+        Forbidden: `override_not_allowed`, naming the fields a page may not set.
+        ValidationFailed: `locked_field` for every locked field that was set.
+    """
+    from_page = _set_fields(body)
+    if caller.kind == "server":
+        vouched, from_page = from_page, {}
+    else:
+        vouched = _set_fields(caller.grant) if caller.grant is not None else {}
+        may = set(character.browser_overrides) - (set(vouched) - {"metadata"}) | {"origin_url"}
+        refused = sorted(set(from_page) - may)
+        if refused:
+            raise Forbidden(
+                f"This page may not set {', '.join(refused)} for this character: "
+                "send them from your server with an API key, or in a session grant.",
+                code="override_not_allowed",
+                details={"fields": refused, "allowed": sorted(may - {"origin_url"})},
+            )
+    locked = [
+        {"field": f, "type": "locked_field", "message": "this character does not allow overriding it"}
+        for f in character.locked_fields
+        if f in vouched or f in from_page
+    ]
+    if locked:
+        raise ValidationFailed(
+            f"Some fields are not valid: {', '.join(p['field'] for p in locked)}.", details=locked
+        )
+    unverified = from_page.pop("metadata", None) or {}
+    verified = vouched.pop("metadata", None) or {}
+    return Decided(overrides={**from_page, **vouched}, metadata=verified, unverified_metadata=unverified)
 
 
 def cors_middleware(

@@ -16,6 +16,7 @@ from characters import Character, load_characters
 from .access import check_caller_may_start, cors_middleware, identify_caller
 from .db import Database, migrate
 from .errors import NotFound, error_middleware, read_json
+from .grants import warn_about_short_keys
 from .headers import header_middleware
 from .http_server import PARSER_LOG
 from .ingest import Ingest
@@ -53,7 +54,7 @@ async def start_session_view(request: web.Request) -> web.Response:
     character = app[CHARACTERS].get(body.agent)
     if character is None or not character.active:
         raise NotFound(f"No active character is called {body.agent!r}.", code="character_not_found")
-    caller = identify_caller(request, app[SETTINGS].token_server_api_keys)
+    caller = identify_caller(request, app[SETTINGS].token_server_api_keys, grant=body.grant)
     check_caller_may_start(caller, character)
     key = idempotency_key(request.headers.get("Idempotency-Key"))
     result, created = await start_session(
@@ -135,6 +136,7 @@ def create_app(settings: Settings) -> web.Application:
     database is migrated and the LiveKit client opened when the app starts.
     """
     characters = load_characters(settings.characters_dir)
+    warn_about_short_keys(settings.token_server_api_keys, log)
     app = web.Application(
         middlewares=[header_middleware, cors_middleware(lambda: characters.values()), error_middleware],
         client_max_size=1024**2,

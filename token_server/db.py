@@ -59,6 +59,16 @@ sessions = sa.Table(
     sa.Index("ux_sessions_idempotency_key", "idempotency_key", unique=True),
 )
 
+# The session grants that have been used, each until a while after it expires (migration 0008).
+session_grants = sa.Table(
+    "session_grants",
+    metadata,
+    sa.Column("jti", sa.String(128), primary_key=True),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("forget_after", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_session_grants_forget_after", "forget_after"),
+)
+
 session_status_changes = sa.Table(
     "session_status_changes",
     metadata,

@@ -60,6 +60,7 @@ async def session_summary(
         "ended_at": iso(row.ended_at),
         "history": [{"status": h.status, "reason": h.reason, "at": iso(h.at)} for h in history],
         "metadata": config.get("metadata", {}),
+        "unverified_metadata": config.get("unverified_metadata", {}),
         "config": config,
         "usage": row.usage,
         "form": form,

@@ -17,6 +17,7 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_URL = 2048
 MAX_MCP_HEADERS = 32
 MAX_HEADER_VALUE = 4096
+MAX_GRANT_CHARS = 8192
 
 # RFC 9110 token characters.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
@@ -46,8 +47,11 @@ RESERVED_HEADERS = frozenset(
 )
 
 
-class StartSessionRequest(BaseModel):
-    """`POST /v1/sessions`: every field but `agent` overrides the character's default."""
+class SessionFields(BaseModel):
+    """The fields that shape a session, as a request body or a grant's claims carry them.
+
+    Every field but `agent` overrides the character's default.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -107,6 +111,12 @@ class StartSessionRequest(BaseModel):
         if value is not None and metadata_size(value) > MAX_METADATA_BYTES:
             raise ValueError(f"must be at most {MAX_METADATA_BYTES // 1024} KB as JSON")
         return value
+
+
+class StartSessionRequest(SessionFields):
+    """`POST /v1/sessions`: the session's fields, and a grant from the site's backend if it has one."""
+
+    grant: str | None = Field(None, min_length=1, max_length=MAX_GRANT_CHARS, repr=False)
 
 
 class StartSessionResponse(BaseModel):

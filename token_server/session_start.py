@@ -19,15 +19,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from characters import Character, DispatchConfig, SessionConfig
-from characters.templates import MissingVariables, RenderedTooLong, render
+from characters.templates import MissingVariables, RenderedTooLong, lookup_metadata, render
 from characters.voice_models import VoiceModelError, resolve_voice_model
 
-from .access import Caller
-from .errors import LimitReached, ValidationFailed
+from .access import Caller, Decided, decide_fields
+from .errors import Forbidden, LimitReached, ValidationFailed
 from .livekit import LiveKitRooms
 from .schemas import StartSessionRequest, StartSessionResponse
 from .settings import Settings
-from .store import LIVE_STATUSES, NewSession, Replay, SessionStore, SlotsFull
+from .store import LIVE_STATUSES, GrantUsed, NewSession, Replay, SessionStore, SlotsFull, UsedGrant
 
 log = logging.getLogger("token_server.sessions")
 
@@ -66,56 +66,68 @@ def parse_request(raw: Any) -> StartSessionRequest:
         raise ValidationFailed(f"Some fields are not valid: {names}.", details=details) from None
 
 
-def build_session_config(session_id: str, character: Character, body: StartSessionRequest) -> SessionConfig:
-    """The effective configuration: the character's defaults with the request's overrides.
+def _render_problem(field: str, exc: ValueError, unverified: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(exc, RenderedTooLong):
+        return {"field": field, "type": "too_long", "message": str(exc)}
+    assert isinstance(exc, MissingVariables)
+    message = f"no value in metadata for: {', '.join(exc.names)}"
+    from_page = [n for n in exc.names if lookup_metadata(unverified, n) is not None]
+    if from_page:
+        message += (
+            f" ({', '.join(from_page)} came from the page, which is unverified: send it from your"
+            " server or in a session grant)"
+        )
+    return {"field": field, "type": "missing_template_variables", "message": message, "missing": exc.names}
+
+
+def build_session_config(session_id: str, character: Character, decided: Decided) -> SessionConfig:
+    """The effective configuration: the character's defaults with the caller's overrides.
+
+    The prompt is filled from verified metadata only, so nothing a page sends reaches
+    it unlabelled; the greeting, which the user hears, from both (verified first).
 
     Raises:
-        ValidationFailed: a locked field is overridden, the voice model cannot speak
-            the language, or a placeholder has no value; every problem is listed.
+        ValidationFailed: the voice model cannot speak the language, or a placeholder
+            has no value; every problem is listed.
     """
-    problems: list[dict[str, Any]] = [
-        {"field": f, "type": "locked_field", "message": "this character does not allow overriding it"}
-        for f in character.locked_fields
-        if f in body.model_fields_set
-    ]
-    language = body.language or character.language
+    overrides = decided.overrides
+    problems: list[dict[str, Any]] = []
+    language = overrides.get("language") or character.language
     voice_model = character.voice_model
     try:
         voice_model = resolve_voice_model(
-            requested=body.voice_model, default=character.voice_model, language=language
+            requested=overrides.get("voice_model"), default=character.voice_model, language=language
         ).name
     except VoiceModelError as exc:
-        field = "voice_model" if body.voice_model else "language"
+        field = "voice_model" if overrides.get("voice_model") else "language"
         problems.append({"field": field, "type": "voice_model", "message": str(exc)})
 
-    metadata = body.metadata or {}
+    verified, unverified = decided.metadata, decided.unverified_metadata
+    greeting = overrides.get("greeting")
     rendered: dict[str, str] = {}
-    for field, template, limit in (
-        ("system_prompt", body.system_prompt or character.system_prompt, MAX_RENDERED_PROMPT),
+    for field, template, values, limit in (
+        (
+            "system_prompt",
+            overrides.get("system_prompt") or character.system_prompt,
+            verified,
+            MAX_RENDERED_PROMPT,
+        ),
         (
             "greeting",
-            body.greeting if body.greeting is not None else character.greeting,
+            greeting if greeting is not None else character.greeting,
+            {**unverified, **verified},
             MAX_RENDERED_GREETING,
         ),
     ):
         try:
-            rendered[field] = render(template, metadata, max_length=limit)
-        except MissingVariables as exc:
-            problems.append(
-                {
-                    "field": field,
-                    "type": "missing_template_variables",
-                    "message": f"no value in metadata for: {', '.join(exc.names)}",
-                    "missing": exc.names,
-                }
-            )
-        except RenderedTooLong as exc:
-            problems.append({"field": field, "type": "too_long", "message": str(exc)})
+            rendered[field] = render(template, values, max_length=limit)
+        except (MissingVariables, RenderedTooLong) as exc:
+            problems.append(_render_problem(field, exc, unverified))
     if problems:
         names = ", ".join(p["field"] for p in problems)
         raise ValidationFailed(f"Some fields are not valid: {names}.", details=problems)
 
-    reference = body.reference_audio_url or (
+    reference = overrides.get("reference_audio_url") or (
         str(character.reference_audio_url) if character.reference_audio_url else None
     )
     return SessionConfig.for_character(
@@ -126,7 +138,8 @@ def build_session_config(session_id: str, character: Character, body: StartSessi
         greeting=rendered["greeting"],
         voice_model=voice_model,
         reference_audio_url=reference,
-        metadata=metadata,
+        metadata=verified,
+        unverified_metadata=unverified,
     )
 
 
@@ -215,20 +228,26 @@ async def start_session(
     session_id = "ses_" + secrets.token_hex(16)
     room_name = f"oshara-{character.slug}-{secrets.token_hex(8)}"
     identity = "user-" + secrets.token_hex(8)
-    config = build_session_config(session_id, character, body)
-    dispatch = DispatchConfig.for_session(session_id, character, body.mcp_headers or {})
+    decided = decide_fields(caller, character, body)
+    config = build_session_config(session_id, character, decided)
+    dispatch = DispatchConfig.for_session(session_id, character, decided.overrides.get("mcp_headers") or {})
     new = NewSession(
         id=session_id,
         character=character.slug,
         room_name=room_name,
         participant_identity=identity,
         origin=origin,
-        origin_url=body.origin_url,
+        origin_url=decided.overrides.get("origin_url"),
         config=config.model_dump(mode="json"),
         join_timeout_seconds=character.join_timeout_seconds,
         max_duration_seconds=character.max_duration_seconds,
         agent_join_timeout_seconds=settings.agent_join_timeout_seconds,
         idempotency_key=key,
+        grant=(
+            UsedGrant(jti=caller.grant.jti, forget_after=caller.grant.forget_after)
+            if caller.grant is not None
+            else None
+        ),
         request_hash=(
             _request_hash(
                 settings.livekit_api_secret.get_secret_value(), raw, character=character.slug, caller=caller
@@ -252,6 +271,11 @@ async def start_session(
             f"Try again in {wait} seconds.",
             details={"limit": full.limit, "scope": scope, "retry_after_seconds": wait},
             headers={"Retry-After": str(wait)},
+        ) from None
+    except GrantUsed:
+        raise Forbidden(
+            "This grant was already used: a grant starts one session. Ask the site for a new one.",
+            code="grant_used",
         ) from None
     except Replay as replay:
         if not replay.same_request:

@@ -27,6 +27,7 @@ from .db import (
     Database,
     is_sqlite,
     session_events,
+    session_grants,
     session_status_changes,
     sessions,
     slot_counts,
@@ -71,6 +72,19 @@ class NewSession:
     agent_join_timeout_seconds: int
     idempotency_key: str | None = None
     request_hash: str | None = None
+    grant: UsedGrant | None = None
+
+
+@dataclass(frozen=True)
+class UsedGrant:
+    """The session grant a start used up: its id, and until when a replay must be refused."""
+
+    jti: str
+    forget_after: dt.datetime
+
+
+class GrantUsed(Exception):
+    """The session grant was already used for another session."""
 
 
 class SlotsFull(Exception):
@@ -121,12 +135,15 @@ class SessionStore:
         Raises:
             SlotsFull: the character's or the global limit is reached.
             Replay: `new.idempotency_key` was used within the window.
+            GrantUsed: `new.grant` was used before.
         """
         since = utcnow() - idempotency_window
         try:
             await self._db.write(_reserve, new, limit, global_limit, since)
         except IntegrityError:
-            # A parallel request with the same idempotency key committed first.
+            # A parallel request with the same grant or idempotency key committed first.
+            if new.grant is not None and await self._db.write(_grant_used, new.grant):
+                raise GrantUsed() from None
             if not new.idempotency_key:
                 raise
             replay = await self._db.write(_find_replay, new, since)
@@ -359,6 +376,21 @@ def _find_replay(conn: sa.Connection, new: NewSession, since: dt.datetime) -> Re
     return Replay(row, same_request=row.request_hash == new.request_hash)
 
 
+def _grant_used(conn: sa.Connection, grant: UsedGrant) -> bool:
+    query = sa.select(session_grants.c.jti).where(session_grants.c.jti == grant.jti)
+    return conn.execute(query).first() is not None
+
+
+def _use_grant(conn: sa.Connection, session_id: str, grant: UsedGrant) -> None:
+    """Record `grant` as used, forgetting those that can no longer be presented."""
+    conn.execute(session_grants.delete().where(session_grants.c.forget_after < utcnow()))
+    if _grant_used(conn, grant):
+        raise GrantUsed()
+    conn.execute(
+        session_grants.insert().values(jti=grant.jti, session_id=session_id, forget_after=grant.forget_after)
+    )
+
+
 def _reserve(
     conn: sa.Connection, new: NewSession, limit: int, global_limit: int | None, since: dt.datetime
 ) -> None:
@@ -372,6 +404,8 @@ def _reserve(
             .where(sessions.c.idempotency_key == new.idempotency_key)
             .values(idempotency_key=None)
         )
+    if new.grant is not None:
+        _use_grant(conn, new.id, new.grant)
     if global_limit is not None:
         _lock(conn, GLOBAL_SCOPE)
         if _live_count(conn) >= global_limit:
