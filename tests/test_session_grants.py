@@ -295,3 +295,35 @@ async def test_a_server_sets_every_unlocked_field_and_its_metadata_is_verified(c
     config = SessionConfig.from_json((await livekit.room((await resp.json())["room_name"])).metadata)
     assert config.system_prompt == "Serve u-7."
     assert config.metadata == {"user_id": "u-7"} and config.unverified_metadata == {}
+
+
+async def test_the_readmes_backend_mints_a_grant_this_server_takes(make_client, livekit, monkeypatch):
+    from pathlib import Path
+
+    from characters import DEFAULT_CHARACTERS_DIR
+
+    client = await make_client(characters_dir=DEFAULT_CHARACTERS_DIR)  # the shipped support-bot
+    from types import SimpleNamespace
+
+    from aiohttp.test_utils import make_mocked_request
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    code = readme.split("### Session grants", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("OSHARA_API_KEY", GRANT_KEY)
+
+    async def current_user(request):
+        return SimpleNamespace(id="u-42", first_name="Dana")
+
+    namespace: dict = {"current_user": current_user}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 -- the README is ours
+    minted = await namespace["grant"](make_mocked_request("POST", "/oshara/grant"))
+    assert minted.headers["Cache-Control"] == "no-store"
+    grant = json.loads(minted.body)["grant"]
+
+    body = {"agent": "support-bot", "grant": grant}
+    resp = await client.post("/v1/sessions", json=body, headers={"Origin": "http://localhost:3000"})
+    assert resp.status == 201, await resp.text()
+    started = await resp.json()
+    assert started["greeting"] == "Hi Dana, I'm Sam from support. How can I help?"
+    config = SessionConfig.from_json((await livekit.room(started["room_name"])).metadata)
+    assert config.metadata == {"user_id": "u-42", "user_name": "Dana"}
