@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser_support.browser import ConsoleWatch, chromium, screenshot
+from tests.browser_support.browser import ConsoleWatch, chromium, failed_load, screenshot
 from tests.browser_support.expectations import (
     LAUNCHER,
     VOICE_SERVER_MESSAGE,
@@ -148,6 +148,48 @@ async def test_js_api_merges_metadata_and_reports_events(stack: Stack, browser: 
     # end() after a failure is harmless; a new start() is a new session.
     await page.evaluate("Oshara.end()")
     assert console.unexpected(*voice_server_failures(stack)) == []
+
+
+async def test_a_grant_from_the_sites_backend_carries_verified_context(stack: Stack, browser: Browser):
+    stack.host_pages.grant_claims = {"agent": "support-bot", "metadata": {"user_id": "u-42"}}
+    embed(stack, "/signed-in", agent="support-bot", grant_url="/oshara/grant", metadata='{"theme": "dark"}')
+    page, console = await open_page(browser, f"{stack.host_127}/signed-in")
+    async with page.expect_request(lambda r: r.url.endswith("/v1/sessions") and r.method == "POST") as sent:
+        await page.get_by_role("button", name=LAUNCHER).click()
+    request = await sent.value
+    body = json.loads(request.post_data or "{}")
+    (grant,) = stack.host_pages.grants  # fetched from the page's own site, just before the start
+    assert body["grant"] == grant
+    response = await request.response()
+    assert response is not None and response.status == 201
+    await expect(widget(page).get_by_role("alert")).to_have_text(VOICE_SERVER_MESSAGE)
+
+    (room,) = (await stack.livekit.new_rooms()).values()
+    config = json.loads(room.metadata)
+    assert config["metadata"] == {"user_id": "u-42"}  # the site's word: binds the order tools
+    assert config["unverified_metadata"] == {"theme": "dark"}  # the page's own
+    assert grant not in await page.content()
+    assert not [m for m in console.messages if grant in m]
+
+    # "Try again" fetches a new grant: each starts one session
+    async with page.expect_request(lambda r: r.url.endswith("/v1/sessions") and r.method == "POST") as again:
+        await widget(page).get_by_role("button", name="Try again").click()
+    assert json.loads((await again.value).post_data or "{}")["grant"] == stack.host_pages.grants[1] != grant
+    await expect(widget(page).get_by_role("alert")).to_have_text(VOICE_SERVER_MESSAGE)
+    assert console.unexpected(*voice_server_failures(stack)) == []
+
+
+async def test_a_site_that_gives_no_grant_starts_no_session(stack: Stack, browser: Browser):
+    stack.host_pages.grant_status = 401  # the visitor is not signed in on the site
+    embed(stack, "/signed-out", agent="support-bot", grant_url="/oshara/grant")
+    page, console = await open_page(browser, f"{stack.host_127}/signed-out")
+    await page.get_by_role("button", name=LAUNCHER).click()
+    await expect(widget(page).get_by_role("alert")).to_have_text(
+        "This site could not give permission to start the call. Please try again."
+    )
+    assert await stack.livekit.new_rooms() == {}
+    assert stack.voice_server.requests == []
+    assert console.unexpected(failed_load(f"{stack.host_127}/oshara/grant", 401)) == []
 
 
 async def test_disallowed_origin_shows_403_message(stack: Stack, browser: Browser):

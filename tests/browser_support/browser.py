@@ -53,6 +53,7 @@ class ConsoleWatch:
     """Console errors and uncaught exceptions of a page, minus named expected ones."""
 
     errors: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # every console line, of any level
 
     def attach(self, page: Page) -> ConsoleWatch:
         """Start collecting from `page`."""
@@ -61,6 +62,7 @@ class ConsoleWatch:
         return self
 
     def _on_console(self, message: ConsoleMessage) -> None:
+        self.messages.append(message.text)
         if message.type == "error":
             self.errors.append(f"{message.text} @ {message.location.get('url', '')}")
 

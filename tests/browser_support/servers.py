@@ -10,13 +10,17 @@ as an unreachable SFU would.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
+import jwt
 from aiohttp import web
 
 from tests.livekit_support import API_KEY, API_SECRET, LiveKitRecord
@@ -24,6 +28,8 @@ from token_server.app import create_app
 from token_server.settings import Settings
 
 RETRY_AFTER_SECONDS = 42
+# The site's API key, which its backend signs grants with.
+GRANT_KEY = "browser-site-key-long-enough-to-sign-grants"
 
 # Characters for the browser tests. "localhost-only" exists so that a page on
 # http://localhost:* is an origin CORS answers while support-bot still refuses it.
@@ -132,9 +138,17 @@ class HostPage:
 
 @dataclass
 class HostPages:
-    """The customer's website: files by path, each with optional response headers."""
+    """The customer's website: files by path, each with optional response headers.
+
+    Its backend also mints session grants at `POST /oshara/grant`, for a signed-in user
+    with `grant_claims` (the README's example does the same), or answers
+    `grant_status` when that is set.
+    """
 
     pages: dict[str, HostPage] = field(default_factory=dict)
+    grant_claims: dict[str, Any] = field(default_factory=dict)
+    grant_status: int | None = None
+    grants: list[str] = field(default_factory=list)
 
     def add(
         self, path: str, body: str, headers: dict[str, str] | None = None, content_type: str = "text/html"
@@ -151,7 +165,16 @@ class HostPages:
             found = self.pages[request.path]
             return web.Response(text=found.body, content_type=found.content_type, headers=found.headers)
 
+        async def grant(request: web.Request) -> web.Response:
+            if self.grant_status is not None:
+                return web.Response(status=self.grant_status, text="not signed in")
+            now = int(time.time())
+            claims = {"iat": now, "exp": now + 120, "jti": secrets.token_urlsafe(16), **self.grant_claims}
+            self.grants.append(jwt.encode(claims, GRANT_KEY, algorithm="HS256"))
+            return web.json_response({"grant": self.grants[-1]}, headers={"Cache-Control": "no-store"})
+
         app = web.Application()
+        app.router.add_post("/oshara/grant", grant)
         app.router.add_get("/{tail:.*}", page)
         return app
 
@@ -194,6 +217,7 @@ async def running_stack(
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'oshara.db'}",
             characters_dir=write_characters(tmp_path / "characters"),
             retry_after_seconds=RETRY_AFTER_SECONDS,
+            token_server_api_keys=[GRANT_KEY],
         )
         async with (
             serving(create_app(settings)) as token_server,
