@@ -108,6 +108,15 @@ async def demo_view(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path)
 
 
+async def demo_asset_view(request: web.Request) -> web.StreamResponse:
+    """`GET /static/demo/{filename}`: the demo page's script and styles, by name."""
+    path = STATIC_DIR / "demo" / request.match_info["filename"]
+    # Only the files that are there, by their plain names: nothing above, nothing hidden.
+    if path.parent != STATIC_DIR / "demo" or path.name.startswith(".") or not path.is_file():
+        raise NotFound("No such file.")
+    return web.FileResponse(path)
+
+
 async def every(seconds: float, job: Callable[[], Awaitable[object]], failed: str) -> None:
     """Run `job` every `seconds` until cancelled; a failed run is logged and the next goes on."""
     while True:
@@ -211,5 +220,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/widget.js", widget_view)
     app.router.add_get("/", demo_view)
     if (STATIC_DIR / "demo").is_dir():
-        app.router.add_static("/static/demo", STATIC_DIR / "demo")
+        # A handler of our own, not add_static: its 404s and 403s are in the error shape.
+        app.router.add_get("/static/demo/{filename}", demo_asset_view)
     return app

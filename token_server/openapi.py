@@ -203,7 +203,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "get",
         "/widget.js",
         "The embeddable widget",
-        ok={200: Answer("the widget bundle", "text/javascript", {"type": "string"})},
+        ok={200: Answer("the widget bundle", "application/javascript", {"type": "string"})},
         errors=(400, 404),
         tags=("pages",),
     ),
@@ -220,7 +220,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/static/demo/{filename}",
         "The demo page's script and styles",
         ok={200: Answer("a file", "*/*", {})},
-        errors=(400, 403, 404),
+        errors=(400, 404),
         tags=("pages",),
     ),
 )

@@ -6,7 +6,8 @@ parameter is read here, by one model per endpoint, before anything reaches the
 database: numbers are ASCII digits within their range, names and types are the
 characters they can be, a cursor is short base64url of strict JSON of the one shape
 this server writes. Every problem is a 422 `validation_error` naming the parameter, and
-a parameter that is unknown or given twice is one too. An empty one is as if absent.
+a parameter that is unknown or given twice is one too. An empty one is not valid either:
+leave a parameter out to leave it out.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
 _ASCII_NUMBER = re.compile(r"^[0-9]{1,19}$")
+# RFC 3339, as OpenAPI's `date-time` means it: ASCII digits, a `T`, and an offset.
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 
 Status = Literal["pending", "active", "ended", "failed"]
 
@@ -54,6 +59,14 @@ def _ascii_whole_number(value: Any) -> Any:
     # `str.isdigit` and `int()` take "١٢", "１２" and "²"; a query parameter takes 0-9 only.
     if isinstance(value, str) and not _ASCII_NUMBER.match(value):
         raise ValueError("must be a whole number written in the digits 0-9")
+    return value
+
+
+def _rfc3339(value: Any) -> Any:
+    # pydantic alone also reads "0.5" as a Unix time, "2026-01-31" as midnight, and a time
+    # without an offset as local to nobody.
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 time with its offset, such as 2026-01-31T12:00:00Z")
     return value
 
 
@@ -98,8 +111,8 @@ class SessionListQuery(_Query):
 
     character: str | None = Field(None, pattern=SLUG_PATTERN, description="only this character's sessions")
     status: Status | None = Field(None, description="only sessions in this status")
-    since: dt.datetime | None = Field(
-        None, description="only sessions created at or after this ISO 8601 time"
+    since: Annotated[dt.datetime, BeforeValidator(_rfc3339)] | None = Field(
+        None, description="only sessions created at or after this time (RFC 3339, with its offset)"
     )
     limit: PageSize = Field(DEFAULT_PAGE, description=f"sessions per page, 1 to {MAX_PAGE}")
     cursor: Cursor | None = Field(None, description="the `next_cursor` of the previous page")
@@ -130,8 +143,7 @@ def read_query(request: web.Request, model: type[QueryModel]) -> QueryModel:
         if name in seen:
             problems.append({"field": shown, "type": "repeated", "message": "is given more than once"})
         seen.add(name)
-        if value:  # `?character=&status=` is a filled-in template: empty means not given
-            values[name] = value
+        values[name] = value
     try:
         query = model.model_validate(values)
     except ValidationError as exc:

@@ -47,7 +47,7 @@ class CharacterSummary(BaseModel):
     slug: str
     name: str
     description: str
-    language: str
+    language: str | None = Field(description="a BCP-47 tag; null: the language of the caller's choice")
     voice_model: str
     greeting: str
     form: list[FormField] | None
