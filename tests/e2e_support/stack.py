@@ -237,6 +237,7 @@ async def run_stack(
     token_server_env: dict[str, str] | None = None,
     worker_env: dict[str, str] | None = None,
     database_url: str | None = None,
+    origin: str = ORIGIN,
 ) -> AsyncIterator[Stack]:
     """Start everything, yield the stack, and stop everything (printing the logs on failure)."""
     stack = Stack(workdir, voice_url, script, transcripts)
@@ -250,7 +251,7 @@ async def run_stack(
         characters.mkdir(parents=True, exist_ok=True)
         (characters / "support.yaml").write_text(
             support_character(
-                mcp_url, origin=ORIGIN, extra=E2E_CHARACTER_KEYS.format(webhook_url=f"{hook_url}/hook")
+                mcp_url, origin=origin, extra=E2E_CHARACTER_KEYS.format(webhook_url=f"{hook_url}/hook")
             )
         )
         common = {
