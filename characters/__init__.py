@@ -7,11 +7,13 @@ reads it back.
 from .loader import DEFAULT_CHARACTERS_DIR, CharacterFileError, load_character, load_characters
 from .model import (
     OVERRIDABLE_FIELDS,
+    SESSION_MODES,
     Character,
     FormConfig,
     FormField,
     LLMConfig,
     MCPServerConfig,
+    SessionMode,
     STTConfig,
     VoiceSettings,
 )
@@ -21,6 +23,7 @@ from .voice_models import VOICE_MODELS, VoiceModel, VoiceModelError, resolve_voi
 __all__ = [
     "DEFAULT_CHARACTERS_DIR",
     "OVERRIDABLE_FIELDS",
+    "SESSION_MODES",
     "VOICE_MODELS",
     "Character",
     "CharacterFileError",
@@ -32,6 +35,7 @@ __all__ = [
     "PublicMCPServer",
     "STTConfig",
     "SessionConfig",
+    "SessionMode",
     "VoiceModel",
     "VoiceModelError",
     "VoiceSettings",

@@ -53,10 +53,15 @@ class UserJoined(_Event):
 
 
 class Transcript(_Event):
-    """One finished utterance by the user or the agent. Times are seconds since session start."""
+    """One finished turn by the user or the agent. Times are seconds since session start.
+
+    `source` says how the words travelled: `voice` (spoken, and transcribed for the
+    log) or `text` (a typed turn on `lk.chat`, or an agent reply in a text-only session).
+    """
 
     type: Literal["transcript"] = "transcript"
     role: Literal["user", "agent"]
+    source: Literal["voice", "text"] = "voice"
     text: str = Field(max_length=_TEXT)
     start_time: float | None = None
     end_time: float | None = None

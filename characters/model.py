@@ -24,8 +24,13 @@ Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 T = TypeVar("T")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
+# How a session talks: spoken turns (and typed ones beside them), or typed turns only.
+SessionMode = Literal["voice", "text"]
+SESSION_MODES: tuple[SessionMode, ...] = ("voice", "text")
+
 # Request fields a character may lock against per-session overrides.
 OVERRIDABLE_FIELDS = (
+    "mode",
     "language",
     "system_prompt",
     "greeting",
@@ -37,8 +42,8 @@ OVERRIDABLE_FIELDS = (
 
 # What a page may set without a credential unless its character says otherwise: nothing
 # that reaches a tool, a header, the prompt or the cloned voice. Its metadata is kept
-# apart as unverified.
-BROWSER_OVERRIDES = ("language", "voice_model", "greeting", "metadata")
+# apart as unverified. (A page asking for a mode its character does not offer is a 422.)
+BROWSER_OVERRIDES = ("mode", "language", "voice_model", "greeting", "metadata")
 
 
 def unique_names(items: list[T], what: str) -> list[T]:
@@ -52,6 +57,18 @@ def unique_names(items: list[T], what: str) -> list[T]:
     if dupes:
         raise ValueError(f"duplicate {what} names: {', '.join(dupes)}")
     return items
+
+
+def unique_modes(modes: list[SessionMode]) -> list[SessionMode]:
+    """`modes` if none is given twice.
+
+    Raises:
+        ValueError: naming the repeated mode.
+    """
+    dupes = sorted({m for m in modes if modes.count(m) > 1})
+    if dupes:
+        raise ValueError(f"modes given twice: {', '.join(dupes)}")
+    return modes
 
 
 class _Strict(BaseModel):
@@ -133,6 +150,10 @@ class Character(_Strict):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     active: bool = True
+    modes: Annotated[list[SessionMode], AfterValidator(unique_modes)] = Field(
+        default_factory=lambda: list(SESSION_MODES), min_length=1
+    )
+    """How its sessions may talk; the first is the default when a request names none."""
     language: LanguageTag | None = None
     system_prompt: str = Field(min_length=1, max_length=20_000)
     greeting: str = Field("", max_length=2_000)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from .model import Character, FormConfig, LLMConfig, MCPServerConfig, STTConfig, VoiceSettings
+from .model import Character, FormConfig, LLMConfig, MCPServerConfig, SessionMode, STTConfig, VoiceSettings
 
 SESSION_CONFIG_VERSION = 1
 
@@ -60,6 +60,8 @@ class SessionConfig(_Wire):
     session_id: str
     character: str
     character_name: str
+    mode: SessionMode = "voice"
+    """`text`: typed turns and text replies only; the worker starts no STT, VAD or TTS."""
     language: str | None
     system_prompt: str
     greeting: str
@@ -90,12 +92,14 @@ class SessionConfig(_Wire):
         reference_audio_url: str | None,
         metadata: dict[str, Any],
         unverified_metadata: dict[str, Any] | None = None,
+        mode: SessionMode = "voice",
     ) -> SessionConfig:
         """A session of `character` with these effective (already rendered) values."""
         return cls(
             session_id=session_id,
             character=character.slug,
             character_name=character.name,
+            mode=mode,
             language=language,
             system_prompt=system_prompt,
             greeting=greeting,

@@ -77,7 +77,7 @@ async def test_a_plain_browser_may_not_set_what_reaches_prompt_voice_or_tools(cl
     err = await error_of(await client.post("/v1/sessions", json=body, headers=ORIGIN), 403)
     assert err["code"] == "override_not_allowed"
     assert err["details"]["fields"] == [field]
-    assert err["details"]["allowed"] == ["greeting", "language", "metadata", "voice_model"]
+    assert err["details"]["allowed"] == ["greeting", "language", "metadata", "mode", "voice_model"]
     assert field in err["message"]
     # nothing created, no slot taken
     assert await livekit.new_rooms() == {}

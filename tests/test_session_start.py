@@ -48,6 +48,7 @@ async def test_start_session_returns_token_and_effective_config(client, livekit)
         "session_id",
         "expires_in_seconds",
         "character_slug",
+        "mode",
         "system_prompt",
         "greeting",
         "server_url",

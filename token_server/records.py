@@ -83,13 +83,17 @@ def list_item(row: sa.Row) -> dict[str, Any]:
     }
 
 
+_TRANSCRIPT_KEYS = ("role", "source", "text", "start_time", "end_time", "interrupted", "at")
+
+
 async def transcript(store: SessionStore, session_id: str) -> list[dict[str, Any]]:
     """Every transcript item of a session, in order."""
     out: list[dict[str, Any]] = []
     after = 0
     while page := await store.events(session_id, after=after, limit=1000, types=["transcript"]):
         out.extend(
-            {k: row.data.get(k) for k in ("role", "text", "start_time", "end_time", "interrupted", "at")}
+            # (transcripts stored before typed turns existed were all spoken)
+            {k: row.data.get(k, "voice" if k == "source" else None) for k in _TRANSCRIPT_KEYS}
             for row in page
         )
         after = page[-1].seq

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from characters.language import LanguageTag
+from characters.model import SessionMode
 from characters.session_config import metadata_size
 from characters.voice_models import VoiceModelName
 
@@ -56,6 +57,7 @@ class SessionFields(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     agent: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    mode: SessionMode | None = None
     language: LanguageTag | None = None
     system_prompt: str | None = Field(None, min_length=1, max_length=20_000)
     greeting: str | None = Field(None, max_length=2_000)
@@ -129,6 +131,7 @@ class StartSessionResponse(BaseModel):
     session_id: str
     expires_in_seconds: int
     character_slug: str
+    mode: SessionMode
     system_prompt: str
     greeting: str
     # The names LiveKit's standard token endpoint uses, so its client SDKs can use ours.

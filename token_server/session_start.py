@@ -92,6 +92,15 @@ def build_session_config(session_id: str, character: Character, decided: Decided
     """
     overrides = decided.overrides
     problems: list[dict[str, Any]] = []
+    mode = overrides.get("mode") or character.modes[0]
+    if mode not in character.modes:
+        problems.append(
+            {
+                "field": "mode",
+                "type": "mode_not_offered",
+                "message": f"this character does not offer {mode} sessions, only: {', '.join(character.modes)}",
+            }
+        )
     language = overrides.get("language") or character.language
     voice_model = character.voice_model
     try:
@@ -140,6 +149,7 @@ def build_session_config(session_id: str, character: Character, decided: Decided
         reference_audio_url=reference,
         metadata=verified,
         unverified_metadata=unverified,
+        mode=mode,
     )
 
 
@@ -199,6 +209,7 @@ def _response(
         session_id=session_id,
         expires_in_seconds=ctx.settings.token_ttl_seconds,
         character_slug=config.character,
+        mode=config.mode,
         system_prompt=config.system_prompt,
         greeting=config.greeting,
         server_url=url,
