@@ -4,6 +4,10 @@
 all run. It takes the session's configuration and already-built models, so a test
 can hand it models pointed at local stand-ins and its own audio input and output
 instead of a room.
+
+Every session takes typed turns on `lk.chat` (see `agent.typed_turns`). A text-only
+session (`config.mode == "text"`) has no audio at all: no VAD, STT or TTS, no audio
+track in or out; its replies reach the room as text on `lk.transcription`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from livekit.agents.voice import Agent, AgentSession
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import CloseEvent, ErrorEvent
 from livekit.agents.voice.io import AudioInput, AudioOutput
+from livekit.agents.voice.room_io import RoomOptions, TextInputOptions
 
 from characters.events import Error, SessionEvent, SessionStarted
 from characters.session_config import DispatchConfig, SessionConfig
@@ -34,20 +39,25 @@ from .instructions import build_instructions
 from .mcp_tools import MCPTools, connect_mcp_tools
 from .reporting import SessionReporter, error_source
 from .settings import Settings
+from .typed_turns import take_typed_turn
 
 logger = logging.getLogger("oshara.agent.conversation")
 
 Report = Callable[[SessionEvent], None]
 AGENT_VERSION = "oshara-agent/0.1.0"
 APOLOGY = "Sorry, I had a problem on my side. Could you say that again?"
+TEXT_MODE_NOTE = (
+    "This conversation is typed, not spoken: the user writes to you and reads your replies "
+    "as text in a chat window."
+)
 _APOLOGY_INTERVAL = 5.0
 
 
 @dataclass
 class SessionModels:
-    """The models one session runs with."""
+    """The models one session runs with; a text-only session has only the LLM."""
 
-    vad: vad.VAD
+    vad: vad.VAD | None
     turn_detector: Any
     stt: stt.STT | None
     llm: llm.LLM
@@ -113,7 +123,8 @@ async def start_conversation(
 
     The greeting is not spoken here: call `greet()` when the user is there.
     """
-    reporter = SessionReporter(report, language=config.language)
+    text_only = config.mode == "text"
+    reporter = SessionReporter(report, language=config.language, mode=config.mode)
     form = FormSession(config.form, report=report, publish=_room_publisher(room)) if config.form else None
     end_call = EndCall(reporter=reporter, report=report)
     builtin = {"end_call"} | ({"record_answer"} if form else set())
@@ -125,21 +136,24 @@ async def start_conversation(
         reserved_names=builtin,
     )
     tools: list[llm.Tool | llm.Toolset] = [*mcp.tools, end_call.tool()]
-    all_notes = [*(notes or []), *mcp.notes()]
+    all_notes = [*(notes or []), *([TEXT_MODE_NOTE] if text_only else []), *mcp.notes()]
     if form is not None:
         tools.append(form.tool())
         all_notes.append(form.instructions())
     instructions = build_instructions(config, metadata_limit=settings.metadata_prompt_limit, notes=all_notes)
 
     session: AgentSession = AgentSession(
-        vad=models.vad,
-        stt=models.stt if models.stt is not None else NOT_GIVEN,
+        # None, not NOT_GIVEN: without a VAD livekit-agents would make its own
+        vad=None if text_only else models.vad,
+        stt=models.stt if models.stt is not None and not text_only else NOT_GIVEN,
         llm=models.llm,
-        tts=models.tts if models.tts is not None else NOT_GIVEN,
-        turn_handling={
-            "turn_detection": models.turn_detector,
-            "interruption": {"mode": "vad"},
-        },
+        tts=models.tts if models.tts is not None and not text_only else NOT_GIVEN,
+        # typed turns are committed as they arrive: there is no audio to find turns in
+        turn_handling=(
+            {"turn_detection": "manual"}
+            if text_only
+            else {"turn_detection": models.turn_detector, "interruption": {"mode": "vad"}}
+        ),
         max_tool_steps=5,
         conn_options=_connect_options(settings),
     )
@@ -162,10 +176,20 @@ async def start_conversation(
 
     session.on("close", _on_close)
     await session.start(
-        Agent(instructions=instructions, tools=tools), room=room if room is not None else NOT_GIVEN
+        Agent(instructions=instructions, tools=tools),
+        room=room if room is not None else NOT_GIVEN,
+        room_options=room_options(config),
     )
     report(SessionStarted(agent_version=AGENT_VERSION))
     return conversation
+
+
+def room_options(config: SessionConfig) -> RoomOptions:
+    """How the session meets its room: typed turns always, audio only in a voice session."""
+    text_input = TextInputOptions(text_input_cb=take_typed_turn)
+    if config.mode == "text":
+        return RoomOptions(text_input=text_input, audio_input=False, audio_output=False)
+    return RoomOptions(text_input=text_input)
 
 
 def _connect_options(settings: Settings) -> SessionConnectOptions:

@@ -4,7 +4,8 @@
 ingest client's buffer (a synchronous call), so reporting never waits on the
 network and never sits on the audio path.
 
-- `conversation_item_added` → `Transcript`; an agent message also carries the
+- `conversation_item_added` → `Transcript`, with `source` `text` for a typed user turn
+  and for every turn of a text-only session; an agent message also carries the
   turn's latency (`ChatMessage.metrics`) → `Metrics`;
 - `error` → `Error` (and a short spoken apology, see `agent.conversation`);
 - `close` → `SessionEnded` with the reason and the session's usage.
@@ -23,6 +24,9 @@ from livekit.agents.voice import AgentSession
 from livekit.agents.voice.events import CloseEvent, CloseReason, ConversationItemAddedEvent, ErrorEvent
 
 from characters.events import Error, Metrics, SessionEnded, SessionEvent, Transcript, Usage
+from characters.model import SessionMode
+
+from .typed_turns import is_typed
 
 logger = logging.getLogger("oshara.agent.reporting")
 
@@ -66,9 +70,10 @@ def usage_of(session: AgentSession) -> Usage:
 class SessionReporter:
     """Reports one session's transcript, metrics, errors and end."""
 
-    def __init__(self, report: Report, *, language: str | None = None) -> None:
+    def __init__(self, report: Report, *, language: str | None = None, mode: SessionMode = "voice") -> None:
         self._report = report
         self._language = language
+        self._mode = mode
         self._started_at = time.time()
         self._last_user_metrics: dict[str, Any] = {}
         self.end_reason: str | None = None
@@ -92,9 +97,11 @@ class SessionReporter:
         text = item.text_content or ""
         metrics = dict(item.metrics or {})
         if text:
+            typed = self._mode == "text" or (item.role == "user" and is_typed(item))
             self._report(
                 Transcript(
                     role="user" if item.role == "user" else "agent",
+                    source="text" if typed else "voice",
                     text=text[:20_000],
                     start_time=self._rel(metrics.get("started_speaking_at")),
                     end_time=self._rel(metrics.get("stopped_speaking_at")),

@@ -6,7 +6,8 @@ end-of-turn model once per process; `entrypoint` runs one session:
 1. parse the dispatch metadata (session id, secret MCP headers);
 2. connect, then parse the room metadata from the *connected* room (a dispatch
    made through CreateRoom carries no room snapshot);
-3. build STT, LLM and TTS, connect the MCP servers, start the voice pipeline;
+3. build STT, LLM and TTS (the LLM alone for a text-only session), connect the MCP
+   servers, start the pipeline;
 4. greet the user once they join; report everything through the ingest client;
 5. when the session closes: report the end, delete the room if the call was
    ended on purpose, flush the reports, and leave.
@@ -276,7 +277,15 @@ async def _converse(
 
 
 def _build_models(config: SessionConfig, settings: Settings, local: LocalModels) -> SessionModels:
-    """The session's models; every one that cannot be built is named in one ProviderUnavailable."""
+    """The session's models; every one that cannot be built is named in one ProviderUnavailable.
+
+    A text-only session needs the LLM alone: no STT, VAD or TTS is built, so the voice
+    service and its weights are never looked for.
+    """
+    if config.mode == "text":
+        return SessionModels(
+            vad=None, turn_detector=None, stt=None, llm=build_llm(config, settings), tts=None
+        )
     console = bool(os.environ.get(CONSOLE_CHARACTER_ENV))
     missing: list[str] = []
 
