@@ -29,6 +29,7 @@ from .retrieval import Retrieval
 from .schemas import MAX_BODY_BYTES
 from .session_start import StartContext, idempotency_key, parse_request, start_session
 from .settings import Settings
+from .static_files import STATIC_FILES, StaticFiles, widget_chunk_view, widget_view
 from .store import SessionStore
 from .strict_json import json_response
 
@@ -92,14 +93,6 @@ async def health_view(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "characters": len(request.app[CHARACTERS])})
 
 
-async def widget_view(request: web.Request) -> web.StreamResponse:
-    """`GET /widget.js`: the embeddable widget bundle."""
-    path = STATIC_DIR / "widget.js"
-    if not path.is_file():
-        raise NotFound("The widget has not been built.")
-    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
-
-
 async def demo_view(request: web.Request) -> web.StreamResponse:
     """`GET /`: the demo page, to try every active character."""
     path = STATIC_DIR / "demo.html"
@@ -155,6 +148,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[CHARACTERS] = characters
     app[OPENAPI] = build_document()
+    app[STATIC_FILES] = StaticFiles(STATIC_DIR)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         db = Database(settings.database_url)
@@ -218,6 +212,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", health_view)
     app.router.add_get("/openapi.json", openapi_view)
     app.router.add_get("/widget.js", widget_view)
+    app.router.add_get("/widget/{filename}", widget_chunk_view)
     app.router.add_get("/", demo_view)
     if (STATIC_DIR / "demo").is_dir():
         # A handler of our own, not add_static: its 404s and 403s are in the error shape.

@@ -202,8 +202,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get",
         "/widget.js",
-        "The embeddable widget",
-        ok={200: Answer("the widget bundle", "application/javascript", {"type": "string"})},
+        "The embeddable widget's loader, the URL pages embed (brotli or gzip as accepted)",
+        ok={200: Answer("the widget's loader", "text/javascript", {"type": "string"})},
+        errors=(400, 404),
+        tags=("pages",),
+    ),
+    Operation(
+        "get",
+        "/widget/{filename}",
+        "The rest of the widget (livekit-client and the call), named by content hash",
+        ok={200: Answer("a file of the widget's build", "text/javascript", {"type": "string"})},
         errors=(400, 404),
         tags=("pages",),
     ),
