@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from token_server.app import STATIC_DIR
 from token_server.errors import error_middleware
 from token_server.static_files import STATIC_FILES, StaticFiles, widget_chunk_view, widget_view
 
@@ -179,3 +180,16 @@ async def test_a_path_outside_the_build_is_refused(client: TestClient, root: Pat
     resp = await client.get(path, headers={"Accept-Encoding": "br, gzip"})
     assert resp.status == 404
     assert (await resp.json())["error"]["code"] == "not_found"
+
+
+async def test_the_committed_build_is_whole(aiohttp_client):
+    # The loader names a chunk that is there, and every file has both encodings beside it.
+    client = await aiohttp_client(static_app(STATIC_DIR), auto_decompress=False)
+    loader = (STATIC_DIR / "widget.js").read_text()
+    (chunk,) = set(re.findall(r"widget/call\.[A-Z0-9]+\.js", loader))
+    for path in ("/widget.js", f"/{chunk}"):
+        for accept, suffix in (("br", ".br"), ("gzip", ".gz"), ("identity", "")):
+            resp = await client.get(path, headers={"Accept-Encoding": accept})
+            assert resp.status == 200, (path, accept)
+            assert await resp.read() == (STATIC_DIR / (path.lstrip("/") + suffix)).read_bytes()
+    assert (STATIC_DIR / "widget.js.br").stat().st_size <= 40 * 1024

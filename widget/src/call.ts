@@ -17,6 +17,7 @@ import {
   Track,
   type TextStreamReader,
 } from "livekit-client";
+import { AGENT_STATE_ATTRIBUTE, FORM_TOPIC, TRANSCRIPTION_TOPIC } from "./agent-contract";
 import { Emitter } from "./emitter";
 import {
   connectionLost,
@@ -30,9 +31,7 @@ import type { GrantSource } from "./grant";
 import { type SessionRequest, type StartedSession, startSession } from "./session-api";
 
 /** Topics and attributes the agent worker publishes (see docs/widget.md, "Agent contract"). */
-export const AGENT_STATE_ATTRIBUTE = "lk.agent.state";
-export const TRANSCRIPTION_TOPIC = "lk.transcription";
-export const FORM_TOPIC = "oshara.form";
+export { AGENT_STATE_ATTRIBUTE, FORM_TOPIC, TRANSCRIPTION_TOPIC };
 const SEGMENT_ID_ATTRIBUTE = "lk.segment_id";
 const FINAL_ATTRIBUTE = "lk.transcription_final";
 const TRACK_ID_ATTRIBUTE = "lk.transcribed_track_id";
@@ -131,7 +130,6 @@ const isAgent = (p: Participant): boolean =>
   p.kind === ParticipantKind.AGENT || p.attributes[AGENT_STATE_ATTRIBUTE] !== undefined;
 
 export class Call {
-  readonly events = new Emitter<CallEvents>();
   state: CallState = "idle";
   agentState: AgentState | null = null;
   muted = false;
@@ -145,8 +143,14 @@ export class Call {
   private abort?: AbortController;
   private audioElements = new Set<HTMLMediaElement>();
 
-  /** `audioHost` receives the <audio> elements that play the agent. */
-  constructor(private readonly audioHost: () => Node) {}
+  /**
+   * `audioHost` receives the <audio> elements that play the agent; `events` may be an
+   * emitter the page already listens to (the loader's, see deferred-call.ts).
+   */
+  constructor(
+    private readonly audioHost: () => Node,
+    readonly events = new Emitter<CallEvents>(),
+  ) {}
 
   get active(): boolean {
     return ["requesting_microphone", "starting", "connecting", "connected"].includes(this.state);

@@ -60,7 +60,15 @@ export interface WidgetErrorExtra {
   developerMessage?: string;
 }
 
+// widget.js and the call chunk each carry a copy of this module, and a grant the
+// loader fetches may fail inside the chunk's call: `instanceof` must know both copies.
+const BRAND = Symbol.for("oshara.WidgetError");
+
 export class WidgetError extends Error {
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && BRAND in value;
+  }
+
   readonly code: ErrorCode;
   /** HTTP status of the token server's answer, when there was one. */
   readonly status?: number;
@@ -78,6 +86,7 @@ export class WidgetError extends Error {
 
   constructor(code: ErrorCode, message: string, extra: WidgetErrorExtra = {}) {
     super(message);
+    Object.defineProperty(this, BRAND, { value: true });
     this.name = "OsharaWidgetError";
     this.code = code;
     this.status = extra.status;
@@ -230,3 +239,11 @@ export const insecureContext = (): WidgetError =>
     "insecure_context",
     "Voice calls need a secure (https) page to use the microphone.",
   );
+
+/** The call's code (widget/call.<hash>.js) did not load: offline, or the page's CSP refused it. */
+export const callCodeUnavailable = (url: string): WidgetError =>
+  new WidgetError("network_error", networkError().message, {
+    developerMessage:
+      `Oshara: could not load the call code from ${url}. ` +
+      "If the page has a Content-Security-Policy, its script-src must allow the token server's origin.",
+  });

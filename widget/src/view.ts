@@ -1,7 +1,8 @@
 // The widget's UI, built with DOM calls only (no innerHTML, no inline styles), in
 // a shadow root. Stylesheets are adopted (constructable) where the browser allows,
 // so a page's strict `style-src` does not apply to them.
-import type { AgentState, Call, CallState, FormField, TranscriptEntry } from "./call";
+import type { AgentState, CallState, FormField, TranscriptEntry } from "./call";
+import type { DeferredCall } from "./deferred-call";
 import { CSS } from "./styles";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -110,7 +111,7 @@ export class View {
   private retryable = true;
 
   constructor(
-    private readonly call: Call,
+    private readonly call: DeferredCall,
     options: ViewOptions,
   ) {
     this.label = options.label;

@@ -1,7 +1,9 @@
-// Entry point: reads the <script data-*> tag, mounts the call button, and exposes
-// window.Oshara for pages that pass user context or build their own UI.
-import { LogLevel, setLogLevel } from "livekit-client";
-import { Call, type CallEvents, FORM_TOPIC, TRANSCRIPTION_TOPIC } from "./call";
+// The loader, widget.js: reads the <script data-*> tag, mounts the call button, and
+// exposes window.Oshara for pages that pass user context or build their own UI. The
+// call itself (livekit-client) is the chunk deferred-call.ts imports on first use.
+import { FORM_TOPIC, TRANSCRIPTION_TOPIC } from "./agent-contract";
+import type { CallEvents } from "./call";
+import { callCodeLoader, DeferredCall } from "./deferred-call";
 import { WidgetError } from "./errors";
 import { type GrantSource, givenGrant, grantFrom, resolveGrantUrl, spentGrant } from "./grant";
 import type { SessionRequest } from "./session-api";
@@ -62,14 +64,17 @@ const scriptOrigin = (() => {
   }
 })();
 
-setLogLevel(script?.hasAttribute("data-debug") ? LogLevel.debug : LogLevel.silent);
+const debug = script?.hasAttribute("data-debug") ?? false;
+// The chunk sits beside widget.js, wherever that was served from (another origin too).
+const callCodeUrl = new URL(__OSHARA_CALL_CHUNK__, script?.src || location.href).href;
+const loadCallCode = callCodeLoader(callCodeUrl);
 
 const trimSlash = (url: string) => url.replace(/\/+$/, "");
 
 /** One call button (or headless controller) for one character. */
 export class OsharaWidget {
   readonly options: WidgetOptions;
-  private readonly call: Call;
+  private readonly call: DeferredCall;
   private view?: View;
   private lastOverrides: SessionOverrides = {};
   /** Whether the last start had a grant from start(): spent now, it is never sent again. */
@@ -87,7 +92,10 @@ export class OsharaWidget {
     }
     if (options.grantUrl !== undefined) resolveGrantUrl(options.grantUrl, document.baseURI);
     this.options = { ...options };
-    this.call = new Call(() => this.view?.audioHost() ?? document.body);
+    this.call = new DeferredCall(() => this.view?.audioHost() ?? document.body, loadCallCode, {
+      debug,
+      url: callCodeUrl,
+    });
     if (!options.headless) this.mount(options.mount ?? null);
   }
 
@@ -118,6 +126,10 @@ export class OsharaWidget {
         this.again().catch(() => undefined);
       },
     });
+    // The pointer or focus reaching the widget is a hint that a call may follow.
+    for (const hint of ["pointerover", "focusin"]) {
+      this.view.host.addEventListener(hint, () => this.call.prefetch(), { once: true });
+    }
     const attach = () => (parent ?? document.body).appendChild(this.view!.host);
     if (parent || document.body) attach();
     else document.addEventListener("DOMContentLoaded", attach, { once: true });

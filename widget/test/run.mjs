@@ -20,7 +20,7 @@ try {
     platform: "node",
     format: "esm",
     outExtension: { ".js": ".mjs" },
-    define: { __OSHARA_VERSION__: '"test"' },
+    define: { __OSHARA_VERSION__: '"test"', __OSHARA_CALL_CHUNK__: '"widget/call.test.js"' },
     logLevel: "warning",
   });
   const files = readdirSync(out).map((name) => join(out, name));
