@@ -1,8 +1,8 @@
 """The user, as a Python participant (livekit's `rtc.Room`) in the session's room.
 
 It hears the agent's audio track (frames counted, loudness measured), reads the
-`lk.transcription` and `oshara.form` text streams, and speaks espeak-ng sentences
-into a microphone track at real-time pace.
+`lk.transcription` and `oshara.form` text streams, speaks espeak-ng sentences into a
+microphone track at real-time pace, and types turns on `lk.chat` as the widget does.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from livekit import rtc
 from tests.agent_support.microphone import Microphone
 
 SAMPLE_RATE = 48_000
+CHAT_TOPIC = "lk.chat"
 _LOUD_RMS = 200.0  # int16 RMS of a frame that carries sound, far above Opus' decoded silence
 
 
@@ -118,6 +119,17 @@ class User:
         """Speak `text` into the published microphone; returns once it has been sent."""
         assert self._mic is not None, "publish_microphone() first"
         await self._mic.say(text, pause_after=pause_after)
+
+    async def send_text(self, text: str) -> None:
+        """Send a typed turn: a text stream on `lk.chat`, which livekit-agents reads as user input."""
+        await self.room.local_participant.send_text(text, topic=CHAT_TOPIC)
+
+    def agent_audio_tracks(self) -> int:
+        """How many audio tracks the agent has published."""
+        agent = self.agent
+        if agent is None:
+            return 0
+        return sum(1 for pub in agent.track_publications.values() if pub.kind == rtc.TrackKind.KIND_AUDIO)
 
     def greeted(self) -> bool:
         """The agent has spoken its greeting and now listens, so speech sent from here reaches its STT.

@@ -70,6 +70,17 @@ class WebhookReceiver:
         return web.Response(status=204)
 
 
+def no_voice_env(workdir: Path) -> dict[str, str]:
+    """A worker's environment with no voice service at all and no speech recognition.
+
+    No CHATTERBOX_URL, and an empty weights directory, so the embedded service the
+    worker would start finds nothing to load; no Deepgram key.
+    """
+    empty = workdir / "no-voice-weights"
+    empty.mkdir(parents=True, exist_ok=True)
+    return {"DEEPGRAM_API_KEY": "", "CHATTERBOX_MODEL_DIR": str(empty), "CHATTERBOX_CACHE_DIR": str(empty)}
+
+
 @dataclass
 class VoiceService:
     """One `python -m agent.tts serve` with tiny weights, shared by a test run."""
