@@ -4,3 +4,7 @@
 export const AGENT_STATE_ATTRIBUTE = "lk.agent.state";
 export const TRANSCRIPTION_TOPIC = "lk.transcription";
 export const FORM_TOPIC = "oshara.form";
+/** Where typed turns go: livekit-agents reads text streams on this topic as user input. */
+export const CHAT_TOPIC = "lk.chat";
+/** The longest typed turn, in characters (the worker cuts longer ones off). */
+export const MAX_TYPED_CHARS = 2000;

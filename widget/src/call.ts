@@ -17,7 +17,13 @@ import {
   Track,
   type TextStreamReader,
 } from "livekit-client";
-import { AGENT_STATE_ATTRIBUTE, FORM_TOPIC, TRANSCRIPTION_TOPIC } from "./agent-contract";
+import {
+  AGENT_STATE_ATTRIBUTE,
+  CHAT_TOPIC,
+  FORM_TOPIC,
+  MAX_TYPED_CHARS,
+  TRANSCRIPTION_TOPIC,
+} from "./agent-contract";
 import { Emitter } from "./emitter";
 import {
   connectionLost,
@@ -31,11 +37,13 @@ import type { GrantSource } from "./grant";
 import { type SessionRequest, type StartedSession, startSession } from "./session-api";
 
 /** Topics and attributes the agent worker publishes (see docs/widget.md, "Agent contract"). */
-export { AGENT_STATE_ATTRIBUTE, FORM_TOPIC, TRANSCRIPTION_TOPIC };
+export { AGENT_STATE_ATTRIBUTE, CHAT_TOPIC, FORM_TOPIC, MAX_TYPED_CHARS, TRANSCRIPTION_TOPIC };
 const SEGMENT_ID_ATTRIBUTE = "lk.segment_id";
 const FINAL_ATTRIBUTE = "lk.transcription_final";
 const TRACK_ID_ATTRIBUTE = "lk.transcribed_track_id";
 const MAX_TRANSCRIPT_ENTRIES = 200;
+/** How a call talks: `voice` (spoken, and typed beside it) or `text` (typed only, no microphone). */
+export type CallMode = "voice" | "text";
 
 export type CallState =
   | "idle"
@@ -53,6 +61,7 @@ export interface StateEvent {
   state: CallState;
   agentState: AgentState | null;
   muted: boolean;
+  mode: CallMode;
 }
 
 export interface TranscriptEntry {
@@ -61,6 +70,8 @@ export interface TranscriptEntry {
   speaker: "agent" | "user";
   text: string;
   final: boolean;
+  /** `text` for a turn the user typed, and for every line of a text-only call. */
+  source: "voice" | "text";
 }
 
 export interface FormField {
@@ -133,6 +144,7 @@ export class Call {
   state: CallState = "idle";
   agentState: AgentState | null = null;
   muted = false;
+  mode: CallMode = "voice";
   transcript: TranscriptEntry[] = [];
   answers: Record<string, unknown> = {};
   fields: FormField[] = [];
@@ -142,6 +154,7 @@ export class Call {
   private mic?: LocalAudioTrack;
   private abort?: AbortController;
   private audioElements = new Set<HTMLMediaElement>();
+  private typedTurns = 0;
 
   /**
    * `audioHost` receives the <audio> elements that play the agent; `events` may be an
@@ -156,7 +169,10 @@ export class Call {
     return ["requesting_microphone", "starting", "connecting", "connected"].includes(this.state);
   }
 
-  /** `grant`, when given, is asked for a session grant once the microphone is granted. */
+  /**
+   * `grant`, when given, is asked for a session grant once the microphone is granted.
+   * `request.mode` "text" never touches the microphone (no getUserMedia at all).
+   */
   async start(server: string, request: SessionRequest, grant?: GrantSource): Promise<void> {
     if (this.active) return;
     const run = ++this.run;
@@ -164,41 +180,40 @@ export class Call {
     this.answers = {};
     this.fields = [];
     this.muted = false;
+    this.mode = request.mode === "text" ? "text" : "voice";
     this.abort = new AbortController();
     try {
-      // The microphone comes first: a refusal then costs no session slot, and the
-      // permission prompt follows the click that asked for the call.
-      this.setState("requesting_microphone", null);
-      if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) throw insecureContext();
-      let mic: LocalAudioTrack;
-      try {
-        mic = await createLocalAudioTrack({
-          echoCancellation: true,
-          noiseSuppression: true,
-          autoGainControl: true,
-        });
-      } catch (err) {
-        throw microphoneError(err);
+      if (this.mode === "voice") {
+        // The microphone comes first: a refusal then costs no session slot, and the
+        // permission prompt follows the click that asked for the call.
+        this.setState("requesting_microphone", null);
+        const mic = await this.openMicrophone();
+        if (run !== this.run) {
+          mic.stop();
+          return;
+        }
+        this.mic = mic;
       }
-      if (run !== this.run) {
-        mic.stop();
-        return;
-      }
-      this.mic = mic;
 
       this.setState("starting", null);
       const session = await this.requestSession(server, request, grant, this.abort.signal);
       if (run !== this.run) return;
+      if (session.mode === "text" && this.mode === "voice") {
+        // The character talks only in text: the microphone is not needed after all.
+        this.mic?.stop();
+        this.mic = undefined;
+        this.mode = "text";
+      }
       this.events.emit("session", sessionEvent(session));
 
       this.setState("connecting", "connecting");
-      const room = new Room({ adaptiveStream: false, dynacast: false, disconnectOnPageLeave: true });
+      const room = this.newRoom();
       this.room = room;
       this.listen(room, run);
       try {
         await room.connect(session.livekit_url, session.token, { autoSubscribe: true });
         if (run !== this.run) return;
-        await room.localParticipant.publishTrack(mic, { source: Track.Source.Microphone });
+        if (this.mic) await room.localParticipant.publishTrack(this.mic, { source: Track.Source.Microphone });
       } catch (err) {
         if (run !== this.run) return;
         throw err instanceof ConnectionError && err.reason === ConnectionErrorReason.NotAllowed
@@ -209,8 +224,10 @@ export class Call {
       this.readRoomMetadata(room.metadata);
       const agent = [...room.remoteParticipants.values()].find(isAgent);
       this.setState("connected", agent ? this.agentStateOf(agent) : "connecting");
-      this.events.emit("audio", { blocked: !room.canPlaybackAudio });
-      room.startAudio().catch(() => undefined);
+      if (this.mode === "voice") {
+        this.events.emit("audio", { blocked: !room.canPlaybackAudio });
+        room.startAudio().catch(() => undefined);
+      }
     } catch (err) {
       if (run !== this.run) return;
       this.fail(
@@ -240,6 +257,26 @@ export class Call {
     this.setState(this.state, this.agentState);
   }
 
+  /**
+   * Send a typed turn to the agent (a text stream on `lk.chat`) and add it to the
+   * transcript. False, with nothing sent, when the call is not connected, the text is
+   * blank or longer than MAX_TYPED_CHARS, or the room would not take it.
+   */
+  async send(text: string): Promise<boolean> {
+    const turn = text.trim();
+    const room = this.room;
+    if (!room || this.state !== "connected" || !turn || [...turn].length > MAX_TYPED_CHARS) return false;
+    const run = this.run;
+    try {
+      await room.localParticipant.sendText(turn, { topic: CHAT_TOPIC });
+    } catch {
+      return false;
+    }
+    if (run !== this.run) return false;
+    this.updateTranscript({ id: `typed-${++this.typedTurns}`, speaker: "user", text: turn, final: true, source: "text" });
+    return true;
+  }
+
   /** Start audio playback after the browser blocked it; call from a user gesture. */
   async enableAudio(): Promise<void> {
     if (!this.room) return;
@@ -259,6 +296,19 @@ export class Call {
   ): Promise<StartedSession> {
     const body = grant ? { ...request, grant: await grant(signal) } : request;
     return startSession(server, body, signal);
+  }
+
+  private newRoom(): Room {
+    return new Room({ adaptiveStream: false, dynacast: false, disconnectOnPageLeave: true });
+  }
+
+  private async openMicrophone(): Promise<LocalAudioTrack> {
+    if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) throw insecureContext();
+    try {
+      return await createLocalAudioTrack({ echoCancellation: true, noiseSuppression: true, autoGainControl: true });
+    } catch (err) {
+      throw microphoneError(err);
+    }
   }
 
   private fail(err: WidgetError): void {
@@ -288,7 +338,7 @@ export class Call {
   private setState(state: CallState, agentState: AgentState | null): void {
     this.state = state;
     this.agentState = agentState;
-    this.events.emit("state", { state, agentState, muted: this.muted });
+    this.events.emit("state", { state, agentState, muted: this.muted, mode: this.mode });
   }
 
   private agentStateOf(p: Participant): AgentState {
@@ -376,15 +426,17 @@ export class Call {
     // segment so far. Either way: the text of this stream replaces the segment's text.
     const attributes = reader.info.attributes ?? {};
     const id = attributes[SEGMENT_ID_ATTRIBUTE] ?? reader.info.id;
+    // What arrives here was spoken (and transcribed), except in a text-only call.
+    const source = this.mode;
     let text = "";
     for await (const chunk of reader) {
       if (!current()) return;
       text += chunk;
-      this.updateTranscript({ id, speaker, text, final: false });
+      this.updateTranscript({ id, speaker, text, final: false, source });
     }
     if (!current()) return;
     const final = speaker === "agent" || attributes[FINAL_ATTRIBUTE] === "true";
-    this.updateTranscript({ id, speaker, text, final });
+    this.updateTranscript({ id, speaker, text, final, source });
   }
 
   private updateTranscript(entry: TranscriptEntry): void {

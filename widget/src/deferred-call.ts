@@ -6,7 +6,7 @@
 // load hear everything.
 //
 // Anything the view or the page uses on a call goes through here: add it to both.
-import type { AgentState, Call, CallEvents, CallState, FormField, TranscriptEntry } from "./call";
+import type { AgentState, Call, CallEvents, CallMode, CallState, FormField, TranscriptEntry } from "./call";
 import type * as CallCode from "./call-entry";
 import { Emitter } from "./emitter";
 import { callCodeUnavailable } from "./errors";
@@ -66,6 +66,10 @@ export class DeferredCall {
     return this.call?.muted ?? false;
   }
 
+  get mode(): CallMode {
+    return this.call?.mode ?? "voice";
+  }
+
   get active(): boolean {
     return this.call?.active ?? false;
   }
@@ -123,7 +127,7 @@ export class DeferredCall {
   private fail(): void {
     const err = callCodeUnavailable(this.options.url);
     this.failed = true;
-    this.events.emit("state", { state: "error", agentState: null, muted: false });
+    this.events.emit("state", { state: "error", agentState: null, muted: false, mode: this.mode });
     if (err.developerMessage) console.warn(err.developerMessage);
     this.events.emit("error", { code: err.code, message: err.message, retryable: err.retryable });
   }
@@ -135,6 +139,11 @@ export class DeferredCall {
 
   setMuted(muted: boolean): void {
     this.call?.setMuted(muted);
+  }
+
+  /** A typed turn; false (nothing sent) before a call is connected. */
+  send(text: string): Promise<boolean> {
+    return this.call?.send(text) ?? Promise.resolve(false);
   }
 
   enableAudio(): Promise<void> {

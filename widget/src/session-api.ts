@@ -5,6 +5,8 @@ import { fetchWithin } from "./fetch-within";
 /** The request body of POST /v1/sessions (see docs/widget.md). */
 export interface SessionRequest {
   agent: string;
+  /** "text": typed turns only, and no microphone; the character must offer it. */
+  mode?: "voice" | "text";
   language?: string;
   system_prompt?: string;
   greeting?: string;
@@ -26,6 +28,8 @@ export interface StartedSession {
   session_id: string;
   expires_in_seconds: number;
   character_slug: string;
+  /** How the session talks, as the token server decided (the character's default when none was asked for). */
+  mode?: "voice" | "text";
   system_prompt?: string;
   greeting?: string;
 }

@@ -85,6 +85,17 @@ svg { width: 18px; height: 18px; flex: none; fill: currentColor; }
 .form dt { color: var(--_muted); }
 .form dd { margin: 0; overflow-wrap: anywhere; }
 .form dd[data-empty] { color: var(--_muted); }
+.compose { display: grid; grid-template-columns: 1fr auto; gap: 6px 8px; align-items: end; }
+.message {
+  font: inherit; color: var(--_text); background: var(--_bg);
+  border: 1px solid var(--_border); border-radius: 10px; padding: 9px 10px;
+  min-height: 40px; max-height: 120px; resize: none; overflow-y: auto; width: 100%;
+}
+.message:focus-visible { outline: 3px solid var(--_accent); outline-offset: 1px; }
+.message::placeholder { color: var(--_muted); opacity: 1; }
+.send { background: var(--_accent); color: var(--_accent-text); width: 40px; padding: 0; }
+.count { grid-column: 1 / -1; font-size: 12px; color: var(--_muted); }
+.count:empty { display: none; }
 .controls { display: flex; gap: 8px; flex-wrap: wrap; }
 .mute { background: color-mix(in srgb, var(--_text) 8%, var(--_bg)); color: var(--_text); }
 .mute[aria-pressed="true"] { background: var(--_text); color: var(--_bg); }

@@ -1,7 +1,8 @@
 // The widget's UI, built with DOM calls only (no innerHTML, no inline styles), in
 // a shadow root. Stylesheets are adopted (constructable) where the browser allows,
 // so a page's strict `style-src` does not apply to them.
-import type { AgentState, CallState, FormField, TranscriptEntry } from "./call";
+import { MAX_TYPED_CHARS } from "./agent-contract";
+import type { AgentState, CallMode, CallState, FormField, TranscriptEntry } from "./call";
 import type { DeferredCall } from "./deferred-call";
 import { CSS } from "./styles";
 
@@ -14,7 +15,12 @@ const ICONS = {
     "M12 9c-1.6 0-3.15.25-4.6.72v3.1c0 .39-.23.74-.56.9-.98.49-1.87 1.12-2.66 1.85a1 1 0 0 1-1.41-.02L.29 13.08a1 1 0 0 1 0-1.41C3.34 8.78 7.46 7 12 7s8.66 1.78 11.71 4.67a1 1 0 0 1 0 1.41l-2.48 2.48a1 1 0 0 1-1.41.02 11.3 11.3 0 0 0-2.67-1.85.99.99 0 0 1-.56-.9v-3.1A15.9 15.9 0 0 0 12 9z",
   close: "M19 6.41 17.59 5 12 10.59 6.41 5 5 6.41 10.59 12 5 17.59 6.41 19 12 13.41 17.59 19 19 17.59 13.41 12z",
   sound: "M3 9v6h4l5 5V4L7 9H3zm13.5 3A4.5 4.5 0 0 0 14 7.97v8.05A4.47 4.47 0 0 0 16.5 12zM14 3.23v2.06a7 7 0 0 1 0 13.42v2.06A9 9 0 0 0 14 3.23z",
+  chat: "M20 2H4a2 2 0 0 0-2 2v18l4-4h14a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2z",
+  send: "M2.01 21 23 12 2.01 3 2 10l15 2-15 2z",
 };
+
+/** How close to the typed-turn limit the box starts counting down. */
+const COUNT_FROM = MAX_TYPED_CHARS - 200;
 
 function icon(path: string): SVGSVGElement {
   const svg = document.createElementNS(SVG_NS, "svg");
@@ -57,6 +63,8 @@ function adoptStyles(root: ShadowRoot): void {
   }
 }
 
+const ACTIVE_STATES: ReadonlySet<CallState> = new Set(["requesting_microphone", "starting", "connecting", "connected"]);
+
 const AGENT_STATUS: Record<AgentState, string> = {
   connecting: "Waiting for the agent…",
   initializing: "The agent is getting ready…",
@@ -64,6 +72,18 @@ const AGENT_STATUS: Record<AgentState, string> = {
   listening: "Listening",
   thinking: "Thinking…",
   speaking: "Speaking",
+};
+
+/** The words that change when the call is typed only: nobody listens or speaks. */
+const TEXT_AGENT_STATUS: Partial<Record<AgentState, string>> = {
+  idle: "Ready",
+  listening: "Ready",
+  speaking: "Writing…",
+};
+const TEXT_CALL_STATUS: Partial<Record<CallState, string>> = {
+  starting: "Starting the chat…",
+  ended: "Chat ended",
+  error: "Chat failed",
 };
 
 const CALL_STATUS: Record<CallState, string> = {
@@ -80,6 +100,8 @@ export interface ViewOptions {
   label: string;
   placement: "floating" | "inline";
   button: boolean;
+  /** The mode a call starts in unless start() says otherwise: the launcher's words. */
+  mode: CallMode;
   onStart: () => void;
 }
 
@@ -101,11 +123,17 @@ export class View {
   private readonly mute: HTMLButtonElement;
   private readonly hangup: HTMLButtonElement;
   private readonly sound: HTMLButtonElement;
+  private readonly compose: HTMLFormElement;
+  private readonly message: HTMLTextAreaElement;
+  private readonly send: HTMLButtonElement;
+  private readonly count: HTMLElement;
+  private sending = false;
   private readonly audio: HTMLElement;
   private unsubscribe: (() => void)[] = [];
   private entries = new Map<string, HTMLLIElement>();
   private label: string;
   private readonly hasButton: boolean;
+  private readonly defaultMode: CallMode;
   private shownState: CallState | null = null;
   /** Whether the last error is one that starting again may fix. */
   private retryable = true;
@@ -116,13 +144,14 @@ export class View {
   ) {
     this.label = options.label;
     this.hasButton = options.button;
+    this.defaultMode = options.mode;
     this.host = document.createElement("oshara-widget");
     this.host.setAttribute("data-placement", options.placement);
     this.shadow = this.host.attachShadow({ mode: "open" });
     adoptStyles(this.shadow);
 
-    this.launcher = el("button", { type: "button", class: "launcher", part: "launcher" }, icon(ICONS.mic), this.label);
-    this.launcher.setAttribute("aria-label", `Start a voice call: ${this.label}`);
+    this.launcher = el("button", { type: "button", class: "launcher", part: "launcher" }, this.label);
+    this.renderLauncher(this.defaultMode);
     this.launcher.addEventListener("click", () => options.onStart());
 
     this.title = el("div", { class: "title", id: "oshara-title" }, this.label);
@@ -147,6 +176,30 @@ export class View {
       this.call.enableAudio().catch(() => undefined);
     });
     this.controls = el("div", { class: "controls" }, this.mute, this.hangup, this.sound);
+    // Typed turns, in a voice call and in a text-only one. Enter sends; Shift+Enter is a new line.
+    this.message = el("textarea", {
+      class: "message",
+      rows: "1",
+      maxlength: String(MAX_TYPED_CHARS),
+      placeholder: "Type a message…",
+      "aria-label": "Message to the agent",
+      "aria-describedby": "oshara-count",
+      enterkeyhint: "send",
+    });
+    this.count = el("span", { class: "count", id: "oshara-count", "aria-live": "polite" });
+    this.send = el("button", { type: "submit", class: "send", "aria-label": "Send" }, icon(ICONS.send));
+    this.compose = el("form", { class: "compose" }, this.message, this.send, this.count);
+    this.compose.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    this.message.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.submit();
+      }
+    });
+    this.message.addEventListener("input", () => this.renderCompose());
     this.audio = el("div", { hidden: "" });
 
     this.panel = el(
@@ -159,6 +212,7 @@ export class View {
       this.transcript,
       this.formTitle,
       this.form,
+      this.compose,
       this.controls,
     );
     this.shadow.append(el("div", { class: "root" }, this.panel, this.launcher), this.audio);
@@ -199,10 +253,46 @@ export class View {
     this.launcher.focus();
   }
 
+  private submit(): void {
+    const text = this.message.value;
+    if (this.sending || !text.trim() || this.call.state !== "connected") return;
+    this.sending = true;
+    this.renderCompose();
+    this.call
+      .send(text)
+      .then((sent) => {
+        // A turn that did not go out stays in the box, to send again.
+        if (sent && this.message.value === text) this.message.value = "";
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.sending = false;
+        this.renderCompose();
+        if (this.call.state === "connected") this.message.focus();
+      });
+  }
+
+  private renderCompose(): void {
+    const length = [...this.message.value].length;
+    this.send.disabled = this.sending || this.call.state !== "connected" || !this.message.value.trim();
+    this.count.textContent = length >= COUNT_FROM ? `${length} / ${MAX_TYPED_CHARS} characters` : "";
+  }
+
+  private renderLauncher(mode: CallMode): void {
+    if (this.launcher.getAttribute("data-mode") === mode) return;
+    this.launcher.setAttribute("data-mode", mode);
+    const text = mode === "text" ? "Start a chat" : "Start a voice call";
+    this.launcher.replaceChildren(icon(mode === "text" ? ICONS.chat : ICONS.mic), this.label);
+    this.launcher.setAttribute("aria-label", `${text}: ${this.label}`);
+  }
+
   private render(): void {
     const { state, agentState, muted } = this.call;
     const active = this.call.active;
+    const mode = state === "idle" ? this.defaultMode : this.call.mode;
     const wasHidden = this.panel.hidden;
+    const wasActive = this.shownState !== null && ACTIVE_STATES.has(this.shownState);
+    const justConnected = state === "connected" && this.shownState !== "connected";
     // Whether keyboard focus is ours to move: inside the widget, or nowhere in particular.
     const focused = this.shadow.activeElement;
     const focusIsOurs = focused !== null || !document.activeElement || document.activeElement === document.body;
@@ -214,11 +304,18 @@ export class View {
     this.launcher.hidden = !this.hasButton || !this.panel.hidden;
     this.closeButton.hidden = active;
     this.controls.hidden = !active;
+    this.host.setAttribute("data-mode", mode);
+    this.renderLauncher(mode);
+    this.compose.hidden = state !== "connected";
+    this.mute.hidden = mode === "text";
+    this.renderCompose();
     this.error.hidden = state !== "error";
     // "Try again" only where it can help: a site that is not allowed stays not allowed.
     this.retry.hidden = !(state === "ended" || (state === "error" && this.retryable));
-    this.retry.textContent = state === "ended" ? "Call again" : "Try again";
-    if (state === "requesting_microphone") {
+    this.retry.textContent = state === "ended" ? (mode === "text" ? "Chat again" : "Call again") : "Try again";
+    if (active && !wasActive) {
+      // A new call (or chat): the last one's transcript and answers go.
+      this.message.value = "";
       this.transcript.replaceChildren();
       this.entries.clear();
       this.form.replaceChildren();
@@ -229,7 +326,11 @@ export class View {
     this.form.hidden = this.form.childElementCount === 0;
     this.transcript.hidden = this.transcript.childElementCount === 0;
 
-    let text = state === "connected" && agentState ? AGENT_STATUS[agentState] : CALL_STATUS[state];
+    const typedOnly = mode === "text";
+    let text =
+      state === "connected" && agentState
+        ? (typedOnly && TEXT_AGENT_STATUS[agentState]) || AGENT_STATUS[agentState]
+        : (typedOnly && TEXT_CALL_STATUS[state]) || CALL_STATUS[state];
     if (active && muted) text += " · microphone off";
     this.status.textContent = text;
     this.dot.setAttribute("data-state", state === "connected" && agentState ? agentState : state);
@@ -239,8 +340,16 @@ export class View {
     this.mute.setAttribute("aria-label", "Mute microphone");
     this.mute.disabled = state !== "connected";
 
-    // Keep keyboard focus inside the widget as buttons appear and disappear.
-    if (focusIsOurs && active && (wasHidden || focused === this.launcher || focused === this.retry)) {
+    const endLabel = typedOnly ? "End chat" : "Hang up";
+    this.hangup.replaceChildren(icon(ICONS.hangup), endLabel);
+    this.hangup.setAttribute("aria-label", endLabel);
+
+    // Keep keyboard focus inside the widget as buttons appear and disappear. A text-only
+    // chat puts it in the message box once connected: typing is all there is to do.
+    const focusFollows = wasHidden || focused === this.launcher || focused === this.retry;
+    if (focusIsOurs && typedOnly && justConnected && (focusFollows || focused === this.hangup || !focused)) {
+      this.message.focus();
+    } else if (focusIsOurs && active && focusFollows) {
       this.hangup.focus();
     } else if (focusIsOurs && !active && !this.panel.hidden && focused !== this.closeButton) {
       (this.retry.hidden ? this.closeButton : this.retry).focus();

@@ -11,6 +11,8 @@ import { View } from "./view";
 
 /** Per-session fields of POST /v1/sessions that a page may set (all optional). */
 export interface SessionOverrides {
+  /** "text": a typed chat, no microphone; "voice" (the default): a call with a text box beside it. */
+  mode?: "voice" | "text";
   language?: string;
   system_prompt?: string;
   greeting?: string;
@@ -47,6 +49,7 @@ export interface WidgetOptions extends Omit<SessionOverrides, "grant"> {
 }
 
 const OVERRIDE_KEYS = [
+  "mode",
   "language",
   "system_prompt",
   "greeting",
@@ -122,6 +125,7 @@ export class OsharaWidget {
       label: this.options.label ?? "Talk to us",
       placement: parent ? "inline" : "floating",
       button: this.options.button !== false,
+      mode: this.options.mode === "text" ? "text" : "voice",
       onStart: () => {
         this.again().catch(() => undefined);
       },
@@ -184,6 +188,11 @@ export class OsharaWidget {
     this.call.setMuted(muted);
   }
 
+  /** Send a typed turn to the agent; resolves false (nothing sent) when no call is connected. */
+  send(text: string): Promise<boolean> {
+    return this.call.send(String(text ?? ""));
+  }
+
   on<K extends keyof CallEvents>(event: K, listener: (payload: CallEvents[K]) => void): () => void {
     return this.call.events.on(event, listener);
   }
@@ -209,6 +218,8 @@ export function optionsFromScript(tag: HTMLScriptElement): WidgetOptions | null 
     reference_audio_url: data.referenceAudioUrl,
   };
   if (data.grantUrl !== undefined) options.grantUrl = data.grantUrl;
+  if (data.mode === "voice" || data.mode === "text") options.mode = data.mode;
+  else if (data.mode !== undefined) console.warn('Oshara: data-mode must be "voice" or "text"; ignored.');
   if (data.metadata) {
     try {
       const parsed = JSON.parse(data.metadata);
@@ -230,6 +241,7 @@ interface OsharaGlobal {
   start(overrides?: SessionOverrides): Promise<void>;
   end(): void;
   mute(muted?: boolean): void;
+  send(text: string): Promise<boolean>;
   on: OsharaWidget["on"];
   off: OsharaWidget["off"];
   mount(target?: Element | string | null): OsharaWidget;
@@ -254,6 +266,7 @@ const api: OsharaGlobal = {
   start: (overrides) => defaultWidget().start(overrides),
   end: () => defaultWidget().end(),
   mute: (muted) => defaultWidget().mute(muted),
+  send: (text) => defaultWidget().send(text),
   on: (event, listener) => defaultWidget().on(event, listener),
   off: (event, listener) => defaultWidget().off(event, listener),
   mount: (target) => defaultWidget().mount(target ?? null),

@@ -52,7 +52,7 @@ test("agent text arrives as deltas in one stream and is final when the stream en
       ["Hello there.", true],
     ],
   );
-  assert.deepEqual(call.transcript, [{ id: "SG_a", speaker: "agent", text: "Hello there.", final: true }]);
+  assert.deepEqual(call.transcript, [{ id: "SG_a", speaker: "agent", text: "Hello there.", final: true, source: "voice" }]);
 });
 
 test("user interim streams replace each other within a segment until the final one", async () => {
@@ -60,12 +60,12 @@ test("user interim streams replace each other within a segment until the final o
   const read = (attrs: Record<string, string>, text: string) =>
     internals(call).readTranscription(reader(`S${text.length}`, attrs, [text]), "user", () => true);
   await read({ "lk.segment_id": "SG_u", "lk.transcription_final": "false" }, "where is");
-  assert.deepEqual(call.transcript[0], { id: "SG_u", speaker: "user", text: "where is", final: false });
+  assert.deepEqual(call.transcript[0], { id: "SG_u", speaker: "user", text: "where is", final: false, source: "voice" });
   await read({ "lk.segment_id": "SG_u", "lk.transcription_final": "false" }, "where is my order");
   await read({ "lk.segment_id": "SG_u", "lk.transcription_final": "true" }, "Where is my order?");
   // A late interim result does not undo the final text.
   await read({ "lk.segment_id": "SG_u", "lk.transcription_final": "false" }, "where is my");
-  assert.deepEqual(call.transcript, [{ id: "SG_u", speaker: "user", text: "Where is my order?", final: true }]);
+  assert.deepEqual(call.transcript, [{ id: "SG_u", speaker: "user", text: "Where is my order?", final: true, source: "voice" }]);
 });
 
 test("segments keep the order they started in; blank text and stale calls are ignored", async () => {

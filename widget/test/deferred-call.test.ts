@@ -30,7 +30,7 @@ function fakeCode() {
         async start(_server: string, request: SessionRequest) {
           starts.push(request);
           call.state = "requesting_microphone";
-          events.emit("state", { state: "requesting_microphone", agentState: null, muted: false });
+          events.emit("state", { state: "requesting_microphone", agentState: null, muted: false, mode: "voice" });
         },
         end() {},
       };
@@ -107,7 +107,7 @@ test("code that does not arrive is a retryable network error, and the next start
   await failed;
   assert.equal(call.state, "error");
   assert.deepEqual(seen, [
-    ["state", { state: "error", agentState: null, muted: false }],
+    ["state", { state: "error", agentState: null, muted: false, mode: "voice" }],
     [
       "error",
       {
