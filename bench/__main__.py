@@ -25,6 +25,7 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
     "turns": ("bench.turns", ["--quick"]),
     "capacity": ("bench.capacity", ["--quick"]),
     "tts": ("bench.tts", ["--reps", "1", "--concurrency", "1"]),
+    "widget_bytes": ("bench.widget_bytes", []),
 }
 
 
