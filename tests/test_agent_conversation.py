@@ -72,7 +72,8 @@ async def start_session(make_client, livekit, tmp_path: Path, mcp_url: str):
             },
             "mcp_headers": {"X-Tenant": "acme", "Authorization": "Bearer session-token"},
         },
-        headers={"Origin": "http://localhost:3000"},
+        # the site's server vouches for the metadata the order tool binds
+        headers={"Origin": "http://localhost:3000", "Authorization": "Bearer server-key-1"},
     )
     assert resp.status == 201, await resp.text()
     room_name = (await resp.json())["room_name"]

@@ -69,7 +69,7 @@ async def started_session(client, livekit) -> tuple[str, str, str]:
             "metadata": {"user_name": "Dana", "user_id": "u-42"},
             "mcp_headers": {"X-Tenant": "acme"},
         },
-        headers=ORIGIN,
+        headers={**ORIGIN, "Authorization": "Bearer server-key-1"},  # the site's server: verified
     )
     assert resp.status == 201, await resp.text()
     room_name = (await resp.json())["room_name"]
