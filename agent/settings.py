@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # a free port under `dev`); 0 picks a free one, so several workers share a machine.
     worker_http_port: int | None = Field(None, ge=0, le=65535)
     job_memory_warn_mb: float = Field(1500, gt=0)
+    # How long a new job process may take to load its models (Silero VAD, the turn
+    # detector) before livekit-agents gives up on it. Its own default, 10 s, is not
+    # enough on a busy 2-core machine, where a failed start leaves the call unanswered.
+    process_start_timeout_seconds: float = Field(60.0, gt=0, le=600)
     # How many times in a row STT, LLM or TTS may fail before the session ends.
     max_provider_errors: int = Field(3, ge=1, le=20)
     # Retries of one STT/LLM/TTS request before it counts as an error, and the pause between.

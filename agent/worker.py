@@ -344,6 +344,7 @@ def build_server(settings: Settings) -> AgentServer:
         load_fnc=load,
         load_threshold=settings.load_threshold,
         job_memory_warn_mb=settings.job_memory_warn_mb,
+        initialize_process_timeout=settings.process_start_timeout_seconds,
         ws_url=settings.livekit_url,
         api_key=settings.livekit_api_key,
         api_secret=settings.livekit_api_secret.get_secret_value(),
