@@ -19,9 +19,9 @@ from .errors import NotFound, error_middleware, read_json
 from .grants import warn_about_short_keys
 from .headers import header_middleware
 from .http_server import PARSER_LOG
-from .ingest import Ingest
 from .lifecycle import SessionLifecycle
 from .livekit import LiveKitRooms
+from .livekit_webhooks import LiveKitWebhooks
 from .openapi import OPENAPI, build_document, openapi_view
 from .post_call import PostCallWebhooks, RetryPolicy
 from .records import post_call_payload
@@ -32,6 +32,7 @@ from .settings import Settings
 from .static_files import STATIC_FILES, StaticFiles, widget_chunk_view, widget_view
 from .store import SessionStore
 from .strict_json import json_response
+from .worker_events import WorkerEvents
 
 log = logging.getLogger("token_server")
 
@@ -43,7 +44,8 @@ START = web.AppKey("start", StartContext)
 DB = web.AppKey("db", Database)
 LIFECYCLE = web.AppKey("lifecycle", SessionLifecycle)
 WEBHOOKS = web.AppKey("webhooks", PostCallWebhooks)
-INGEST = web.AppKey("ingest", Ingest)
+LIVEKIT_WEBHOOKS = web.AppKey("livekit_webhooks", LiveKitWebhooks)
+WORKER_EVENTS = web.AppKey("worker_events", WorkerEvents)
 RETRIEVAL = web.AppKey("retrieval", Retrieval)
 
 
@@ -176,7 +178,8 @@ def create_app(settings: Settings) -> web.Application:
             app[START] = StartContext(settings=settings, store=store, rooms=rooms)
             app[LIFECYCLE] = lifecycle
             app[WEBHOOKS] = webhooks
-            app[INGEST] = Ingest(settings, store, lifecycle)
+            app[LIVEKIT_WEBHOOKS] = LiveKitWebhooks(settings, store, lifecycle)
+            app[WORKER_EVENTS] = WorkerEvents(settings, store, lifecycle)
             app[RETRIEVAL] = Retrieval(settings, store)
             tasks = [
                 asyncio.create_task(
@@ -206,8 +209,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/sessions/{session_id}", _delegate(RETRIEVAL, "session"))
     app.router.add_get("/v1/sessions/{session_id}/logs", _delegate(RETRIEVAL, "logs"))
     app.router.add_get("/v1/sessions/{session_id}/form", _delegate(RETRIEVAL, "form"))
-    app.router.add_post("/internal/v1/sessions/{session_id}/events", _delegate(INGEST, "events"))
-    app.router.add_post("/livekit/webhook", _delegate(INGEST, "livekit_webhook"))
+    app.router.add_post("/internal/v1/sessions/{session_id}/events", _delegate(WORKER_EVENTS, "receive"))
+    app.router.add_post("/livekit/webhook", _delegate(LIVEKIT_WEBHOOKS, "receive"))
     app.router.add_get("/v1/characters", characters_view)
     app.router.add_get("/healthz", health_view)
     app.router.add_get("/openapi.json", openapi_view)
