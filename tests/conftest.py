@@ -8,6 +8,7 @@ server's `livekit_api_url`.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,6 +23,7 @@ from sqlalchemy.engine import make_url
 from dev.livekit_server import LiveKitConfig, LiveKitServer
 from tests.livekit_support import API_KEY, API_SECRET, LiveKitRecord
 from tests.standins.livekit import LiveKitState, create_standin
+from token_server import clock as token_server_clock
 from token_server.app import create_app
 from token_server.settings import Settings
 
@@ -148,3 +150,25 @@ async def make_client(
 async def client(make_client: Callable[..., Awaitable[TestClient]]) -> TestClient:
     """A token server with the default test settings."""
     return await make_client()
+
+
+class SetClock(token_server_clock.Clock):
+    """A token server clock that stands still until a test moves it."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.at = start
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock `seconds` on."""
+        self.at += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> SetClock:
+    """The token server's clock, stopped at the current time; `clock.advance(s)` moves it."""
+    fixed = SetClock(dt.datetime.now(dt.UTC))
+    monkeypatch.setattr(token_server_clock, "CLOCK", fixed)
+    return fixed

@@ -231,10 +231,9 @@ async def test_an_agent_that_never_joins_ends_the_session_and_closes_the_room(ma
     assert (await client.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
 
 
-async def test_a_missing_agent_names_the_end_when_the_user_is_missing_too(client):
+async def test_a_missing_agent_names_the_end_when_the_user_is_missing_too(client, clock):
     first = await start(client)
-    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    await set_times(client, first["session_id"], agent_deadline=past, join_deadline=past, max_end_at=past)
+    clock.advance(3600 + 1)  # past the agent's deadline, the join window and the maximum duration
     assert await client.app[LIFECYCLE].sweep() == 1
     assert (await status_of(client, first["session_id"]))["end_reason"] == "agent_unavailable"
 
@@ -493,12 +492,13 @@ async def test_unknown_session_is_404(client):
     assert resp.status == 404
 
 
-async def test_late_events_accepted_for_ten_minutes_then_409(client):
+async def test_late_events_accepted_for_ten_minutes_then_409(client, clock):
     sid = (await start(client))["session_id"]
     await post_events(client, sid, [{"type": "session_ended", "reason": "done"}])
     late = [{"type": "transcript", "role": "agent", "text": "Goodbye!"}]
+    clock.advance(9 * 60)
     assert (await post_events(client, sid, late)).status == 200
-    await set_times(client, sid, ended_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=11))
+    clock.advance(2 * 60)
     resp = await post_events(client, sid, [{"type": "transcript", "role": "agent", "text": "Too late"}])
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "session_closed"
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from characters import Character
 
+from .clock import utcnow
 from .livekit import LiveKitRooms
-from .store import LIVE_STATUSES, SessionStore, utcnow
+from .store import LIVE_STATUSES, SessionStore
 
 log = logging.getLogger("token_server.lifecycle")
 

@@ -11,10 +11,11 @@ from aiohttp import web
 from google.protobuf.json_format import Parse, ParseError
 from livekit import api
 
+from .clock import utcnow
 from .errors import BadRequest, Unauthorized
 from .lifecycle import SessionLifecycle
 from .settings import Settings
-from .store import SessionStore, utcnow
+from .store import SessionStore
 
 # The events a session's log keeps; the others only move its lifecycle, or nothing.
 RECORDED = ("room_started", "participant_joined", "participant_left", "room_finished")

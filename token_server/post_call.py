@@ -31,8 +31,8 @@ import sqlalchemy as sa
 
 from characters import Character
 
+from .clock import as_utc, iso, utcnow
 from .db import Database, sessions, webhook_attempts, webhook_deliveries
-from .store import as_utc, iso, utcnow
 
 log = logging.getLogger("token_server.post_call")
 

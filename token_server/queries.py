@@ -30,8 +30,8 @@ from pydantic import (
 )
 
 from . import strict_json
+from .clock import as_utc
 from .errors import NotFound, ValidationFailed
-from .store import as_utc
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000

@@ -6,8 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .clock import iso
 from .post_call import deliveries_of
-from .store import SessionStore, iso
+from .store import SessionStore
 
 
 def form_state(config: dict[str, Any], updates: list[dict[str, Any]]) -> dict[str, Any]:

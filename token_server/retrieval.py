@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .access import require_api_key
+from .clock import as_utc
 from .errors import NotFound
 from .queries import (
     LogsQuery,
@@ -21,7 +22,7 @@ from .queries import (
 from .queries import session_id as path_session_id
 from .records import form_state, list_item, session_summary
 from .settings import Settings
-from .store import SessionStore, as_utc
+from .store import SessionStore
 from .strict_json import json_response
 
 

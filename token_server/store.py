@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from .clock import as_utc, utcnow
 from .db import (
     Database,
     is_sqlite,
@@ -36,24 +37,6 @@ from .db import (
 
 LIVE_STATUSES = ("pending", "active")
 GLOBAL_SCOPE = "*"
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware UTC."""
-    return dt.datetime.now(dt.UTC)
-
-
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """A stored time as aware UTC (SQLite hands back naive values, all written as UTC)."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    """A stored time as ISO 8601 UTC, for responses."""
-    value = as_utc(value)
-    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from characters.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, EventBatch, verify_ingest_token
 
 from .access import bearer_token
+from .clock import as_utc, utcnow
 from .errors import Conflict, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed, read_json
 from .lifecycle import SessionLifecycle
 from .session_start import validation_details
 from .settings import Settings
-from .store import SessionStore, as_utc, utcnow
+from .store import SessionStore
 
 
 class WorkerEvents:
