@@ -213,7 +213,13 @@ export class Call {
       try {
         await room.connect(session.livekit_url, session.token, { autoSubscribe: true });
         if (run !== this.run) return;
-        if (this.mic) await room.localParticipant.publishTrack(this.mic, { source: Track.Source.Microphone });
+        // Muting stops the microphone itself: nothing is sent, and the browser's
+        // recording indicator goes off; unmuting opens it again.
+        if (this.mic)
+          await room.localParticipant.publishTrack(this.mic, {
+            source: Track.Source.Microphone,
+            stopMicTrackOnMute: true,
+          });
       } catch (err) {
         if (run !== this.run) return;
         throw err instanceof ConnectionError && err.reason === ConnectionErrorReason.NotAllowed

@@ -71,6 +71,10 @@ svg { width: 18px; height: 18px; flex: none; fill: currentColor; }
   background: color-mix(in srgb, var(--_danger) 10%, var(--_bg));
   color: var(--_danger); border: 1px solid color-mix(in srgb, var(--_danger) 35%, var(--_bg));
 }
+.notice {
+  margin: 0; padding: 10px 12px; border-radius: 10px;
+  background: color-mix(in srgb, var(--_text) 6%, var(--_bg)); border: 1px solid color-mix(in srgb, var(--_text) 15%, var(--_bg));
+}
 .transcript {
   list-style: none; margin: 0; padding: 0; max-height: 220px; overflow-y: auto;
   display: flex; flex-direction: column; gap: 6px;

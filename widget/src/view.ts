@@ -2,11 +2,17 @@
 // a shadow root. Stylesheets are adopted (constructable) where the browser allows,
 // so a page's strict `style-src` does not apply to them.
 import { MAX_TYPED_CHARS } from "./agent-contract";
-import type { AgentState, CallMode, CallState, FormField, TranscriptEntry } from "./call";
+import type { AgentState, CallMode, CallState, EndedEvent, FormField, TranscriptEntry } from "./call";
 import type { DeferredCall } from "./deferred-call";
 import { CSS } from "./styles";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** What the panel says when the call ended without the user hanging up. */
+const ENDED_NOTICE: Record<Exclude<EndedEvent["reason"], "hangup">, Record<CallMode, string>> = {
+  agent_left: { voice: "The agent left the call.", text: "The agent left the chat." },
+  room_closed: { voice: "The call was closed on the other side.", text: "The chat was closed on the other side." },
+};
 const ICONS = {
   mic: "M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-3.08A7 7 0 0 0 19 11h-2z",
   micOff:
@@ -114,6 +120,9 @@ export class View {
   private readonly dot: HTMLElement;
   private readonly status: HTMLElement;
   private readonly error: HTMLElement;
+  /** Why a call ended, when the user did not end it. */
+  private readonly notice: HTMLElement;
+  private endReason: EndedEvent["reason"] | null = null;
   private readonly retry: HTMLButtonElement;
   private readonly closeButton: HTMLButtonElement;
   private readonly transcript: HTMLOListElement;
@@ -161,6 +170,7 @@ export class View {
     this.status = el("span", { class: "status-text" });
     const status = el("div", { class: "status", role: "status", "aria-live": "polite" }, this.dot, this.status);
     this.error = el("p", { class: "error", role: "alert" });
+    this.notice = el("p", { class: "notice", role: "alert" });
     this.retry = el("button", { type: "button", class: "retry" }, "Try again");
     this.retry.addEventListener("click", () => options.onStart());
     this.transcript = el("ol", { class: "transcript", role: "log", "aria-live": "polite", "aria-label": "Transcript" });
@@ -208,6 +218,7 @@ export class View {
       el("div", { class: "head" }, this.title, this.closeButton),
       status,
       this.error,
+      this.notice,
       this.retry,
       this.transcript,
       this.formTitle,
@@ -222,6 +233,10 @@ export class View {
       call.events.on("error", (e) => {
         this.error.textContent = e.message;
         this.retryable = e.retryable;
+        this.render();
+      }),
+      call.events.on("ended", ({ reason }) => {
+        this.endReason = reason;
         this.render();
       }),
       call.events.on("transcript", ({ entry }) => this.renderEntry(entry)),
@@ -313,8 +328,13 @@ export class View {
     // "Try again" only where it can help: a site that is not allowed stays not allowed.
     this.retry.hidden = !(state === "ended" || (state === "error" && this.retryable));
     this.retry.textContent = state === "ended" ? (mode === "text" ? "Chat again" : "Call again") : "Try again";
+    const reason = state === "ended" && this.endReason !== "hangup" ? this.endReason : null;
+    this.notice.hidden = reason === null;
+    if (reason !== null) this.notice.textContent = ENDED_NOTICE[reason][mode];
     if (active && !wasActive) {
       // A new call (or chat): the last one's transcript and answers go.
+      this.endReason = null;
+      this.notice.hidden = true;
       this.message.value = "";
       this.transcript.replaceChildren();
       this.entries.clear();

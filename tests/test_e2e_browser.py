@@ -1,0 +1,358 @@
+"""The widget in a real call: Debian's Chromium, the real livekit-server, the real worker.
+
+A customer's page on its own origin embeds the one tag under the strict CSP the
+docs give. Chromium's fake microphone plays an espeak-ng WAV (a long silence, so the
+greeting is over, then the user's question). The test checks what the user sees and
+hears: the greeting's audio playing with its inbound bytes growing, the agent's
+states, both sides of the transcript, the form answer, mute, hang-up, and the words
+the widget finds when the agent or the network goes away. Screenshots of each state
+go to test-artifacts/widget/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import jwt
+import numpy as np
+import pytest
+import soundfile
+from aiohttp import web
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.agent_support.speech import silence, speak
+from tests.agent_support.support_call import TRANSCRIPTS, support_script
+from tests.browser_support.browser import (
+    BASE_ARGS,
+    CHROMIUM,
+    FAKE_UI_ARG,
+    ConsoleWatch,
+    require_chromium,
+    screenshot,
+)
+from tests.e2e_support.stack import SERVER_KEY, Stack, no_voice_env, run_stack, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+LAUNCHER = "Start a voice call: Sam"
+SAMPLE_RATE = 48_000
+LEAD_SILENCE = 25.0  # seconds of the fake microphone before the user speaks: the greeting is over by then
+QUESTION = "Where is my order A one two three?"
+
+# What RTCPeerConnection carries, read from the page: every connection the page makes is kept.
+TRACK_PEER_CONNECTIONS = """
+window.__pcs = [];
+const Native = window.RTCPeerConnection;
+window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__pcs.push(pc); return pc; };
+window.RTCPeerConnection.prototype = Native.prototype;
+window.violations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.violations.push(e.violatedDirective + ' ' + e.blockedURI));
+"""
+INBOUND_AUDIO_BYTES = """async () => {
+  let total = 0;
+  for (const pc of window.__pcs) {
+    if (pc.connectionState === 'closed') continue;
+    (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') total += s.bytesReceived; });
+  }
+  return total;
+}"""
+OUTBOUND_AUDIO_PACKETS = """async () => {
+  let total = 0;
+  for (const pc of window.__pcs) {
+    if (pc.connectionState === 'closed') continue;
+    (await pc.getStats()).forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'audio') total += s.packetsSent; });
+  }
+  return total;
+}"""
+AUDIO_PLAYING = """() => {
+  const root = document.querySelector('oshara-widget').shadowRoot;
+  return [...root.querySelectorAll('audio[data-oshara-audio]')].some((a) => !a.paused && a.currentTime > 0);
+}"""
+
+
+def microphone_wav(path: Path) -> Path:
+    """The user, as Chromium's fake microphone plays it: silence, the question, silence."""
+    pcm = np.concatenate(
+        [silence(LEAD_SILENCE, SAMPLE_RATE), speak(QUESTION, SAMPLE_RATE), silence(120.0, SAMPLE_RATE)]
+    )
+    soundfile.write(path, pcm, SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+class Site:
+    """The customer's website on 127.0.0.1 (a secure context): one page, and a backend minting grants."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.url = ""
+        self.grants = 0
+        self.attributes = ""  # more data-* attributes on the tag
+
+    def csp(self) -> str:
+        lk = self.stack.livekit.config
+        return (
+            "default-src 'none'; "
+            f"script-src {self.stack.token_server_url}; "
+            f"connect-src 'self' {self.stack.token_server_url} {lk.ws_url} {lk.http_url}; "
+            "style-src 'self'; img-src data:; media-src 'none'; worker-src 'none'; "
+            "require-trusted-types-for 'script'; trusted-types 'none'"
+        )
+
+    def app(self) -> web.Application:
+        async def page(request: web.Request) -> web.Response:
+            html = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Acme</title><link rel="icon" href="data:,"></head>
+<body><h1>Acme Pharmacy</h1><p>Questions about your order? Talk to us.</p>
+<script src="{self.stack.token_server_url}/widget.js" data-agent="support"
+  data-grant-url="/oshara/grant" data-label="Sam" {self.attributes} async></script>
+</body></html>"""
+            return web.Response(
+                text=html, content_type="text/html", headers={"Content-Security-Policy": self.csp()}
+            )
+
+        async def grant(request: web.Request) -> web.Response:
+            self.grants += 1
+            now = int(time.time())
+            claims = {
+                "agent": "support",
+                "iat": now,
+                "exp": now + 120,
+                "jti": secrets.token_urlsafe(16),
+                "metadata": {"user_id": "u-42", "user_name": "Ada"},
+            }
+            return web.json_response({"grant": jwt.encode(claims, SERVER_KEY, algorithm="HS256")})
+
+        app = web.Application()
+        app.router.add_get("/shop", page)
+        app.router.add_post("/oshara/grant", grant)
+        return app
+
+
+@asynccontextmanager
+async def serve_site(stack: Stack) -> AsyncIterator[Site]:
+    site = Site(stack)
+    runner = web.AppRunner(site.app())
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    host, port = runner.addresses[0][:2]
+    site.url = f"http://{host}:{port}"
+    try:
+        yield site
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def chromium_with_microphone(wav: Path | None) -> AsyncIterator[Browser]:
+    """Chromium whose fake microphone plays `wav`; with None, any microphone request is refused."""
+    require_chromium()
+    if wav is None:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=BASE_ARGS, headless=True)
+            try:
+                yield browser
+            finally:
+                await browser.close()
+        return
+    args = [
+        *BASE_ARGS,
+        FAKE_UI_ARG,
+        f"--use-file-for-fake-audio-capture={wav}%noloop",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def open_shop(browser: Browser, site: Site) -> tuple[Page, ConsoleWatch]:
+    page = await browser.new_page(viewport={"width": 900, "height": 720})
+    console = ConsoleWatch().attach(page)
+    await page.add_init_script(TRACK_PEER_CONNECTIONS)
+    await page.goto(f"{site.url}/shop")
+    await page.wait_for_function("window.Oshara && window.Oshara.widget")
+    return page, console
+
+
+def widget(page: Page):
+    return page.locator("oshara-widget")
+
+
+async def inbound_bytes(page: Page) -> int:
+    return int(await page.evaluate(INBOUND_AUDIO_BYTES))
+
+
+async def _call(stack: Stack, site: Site, browser: Browser) -> tuple[Page, ConsoleWatch, float]:
+    """Open the shop, start the call with the keyboard, and wait until the greeting was heard."""
+    page, console = await open_shop(browser, site)
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name=LAUNCHER)).to_be_focused()
+    started = time.monotonic()
+    await page.keyboard.press("Enter")
+    status = widget(page).get_by_role("status")
+    await expect(status).to_have_text("Speaking", timeout=60_000)
+    await screenshot(page, "20-call-greeting")
+    before = await inbound_bytes(page)
+    await wait_until(lambda: page.evaluate(AUDIO_PLAYING), 30, "the agent's audio to play")
+    await asyncio.sleep(1.0)
+    assert await inbound_bytes(page) > before  # audio keeps arriving through the SFU
+    log = widget(page).get_by_role("log", name="Transcript")
+    await expect(log).to_contain_text("Hi Ada, I'm Sam from support.", timeout=30_000)
+    await expect(status).to_have_text("Listening", timeout=60_000)
+    return page, console, started
+
+
+async def test_a_call_in_the_browser(tmp_path: Path, voice_service) -> None:
+    wav = microphone_wav(tmp_path / "user.wav")
+    async with (
+        run_stack(
+            tmp_path,
+            voice_url=voice_service.url,
+            script=support_script,
+            transcripts=TRANSCRIPTS,
+            origin="http://127.0.0.1:*",
+        ) as stack,
+        serve_site(stack) as site,
+        chromium_with_microphone(wav) as browser,
+    ):
+        page, console, started = await _call(stack, site, browser)
+        assert site.grants == 1
+        heard_greeting = time.monotonic() - started
+        assert heard_greeting < LEAD_SILENCE, (
+            "the greeting ran into the user's question; lengthen LEAD_SILENCE"
+        )
+        status = widget(page).get_by_role("status")
+        log = widget(page).get_by_role("log", name="Transcript")
+
+        # the user's recorded question reaches the agent, which looks the order up and answers
+        await wait_until(lambda: stack.deepgram.finals, 60, "the user's speech at the agent's STT")
+        await expect(status).to_have_text("Thinking…", timeout=30_000)
+        await expect(log).to_contain_text(TRANSCRIPTS[0], timeout=30_000)
+        await expect(log).to_contain_text("Your order A123 shipped yesterday.", timeout=60_000)
+        await expect(widget(page).get_by_text("ada@example.com")).to_be_visible(timeout=30_000)
+        assert stack.orders.calls and stack.orders.calls[0]["customer_id"] == "u-42"  # the grant's word
+        await expect(status).to_have_text("Listening", timeout=60_000)
+        await screenshot(page, "21-call-transcript-and-form")
+
+        # mute: the agent stops receiving the microphone; unmute resumes it
+        mute = widget(page).get_by_role("button", name="Mute microphone")
+        await mute.focus()
+        await page.keyboard.press("Enter")
+        await expect(mute).to_have_attribute("aria-pressed", "true")
+        await expect(status).to_contain_text("microphone off")
+        await screenshot(page, "22-call-muted")
+        await asyncio.sleep(1.0)
+        muted_from = await sent_packets(page)
+        await asyncio.sleep(3.0)
+        assert await sent_packets(page) == muted_from  # the microphone is stopped: nothing leaves the page
+        await page.keyboard.press("Enter")
+        await expect(mute).to_have_attribute("aria-pressed", "false")
+        await wait_until(
+            lambda: _more(sent_packets(page), muted_from + 50), 15, "the microphone's audio after unmuting"
+        )
+
+        # hang up: the room is left, the session ends and its slot is free
+        await widget(page).get_by_role("button", name="Hang up").click()
+        await expect(status).to_have_text("Call ended")
+        await expect(widget(page).get_by_role("button", name="Call again")).to_be_visible()
+        await screenshot(page, "23-call-ended")
+        (session,) = (await stack.get("/v1/sessions"))["sessions"]
+        await wait_until(_ended(stack, session["session_id"]), 30, "the session to end")
+        assert await page.evaluate("window.violations") == []
+        assert console.unexpected() == []
+
+
+async def sent_packets(page: Page) -> int:
+    return int(await page.evaluate(OUTBOUND_AUDIO_PACKETS))
+
+
+async def _more(value, than: int) -> bool:
+    return await value > than
+
+
+def _ended(stack: Stack, session_id: str):
+    async def check() -> bool:
+        return (await stack.status(session_id))[0] == "ended"
+
+    return check
+
+
+@pytest.mark.parametrize("fault", ["agent", "network"])
+async def test_the_widget_says_what_went_wrong(tmp_path: Path, voice_service, fault: str) -> None:
+    wav = microphone_wav(tmp_path / "user.wav")
+    async with (
+        run_stack(
+            tmp_path,
+            voice_url=voice_service.url,
+            script=support_script,
+            transcripts=TRANSCRIPTS,
+            origin="http://127.0.0.1:*",
+        ) as stack,
+        serve_site(stack) as site,
+        chromium_with_microphone(wav) as browser,
+    ):
+        page, console, _ = await _call(stack, site, browser)
+        if fault == "agent":
+            await asyncio.to_thread(stack.workers[0].kill)
+            expected = "The agent left the call."
+        else:
+            await asyncio.to_thread(stack.livekit.kill)
+            expected = "the connection to the voice server was lost"
+        alert = widget(page).get_by_role("alert")
+        await expect(alert).to_contain_text(expected, timeout=90_000)
+        again = widget(page).get_by_role("button", name="Call again" if fault == "agent" else "Try again")
+        await expect(again).to_be_visible()
+        await expect(again).to_be_focused()
+        await screenshot(page, f"24-call-{fault}-gone")
+        # nothing spins: the status says the call is over
+        assert await widget(page).get_by_role("status").inner_text() in ("Call ended", "Call failed")
+        assert await page.evaluate("window.violations") == []
+        noted = [json.dumps(e) for e in console.errors]
+        assert all(
+            "livekit" in e.lower() or "websocket" in e.lower() or "Failed to load" in e for e in noted
+        ), noted
+
+
+async def test_a_text_chat_in_the_browser_needs_no_microphone_and_no_voice(tmp_path: Path) -> None:
+    # no voice service, no speech recognition, and a browser that refuses any microphone request
+    async with (
+        run_stack(
+            tmp_path,
+            voice_url=None,
+            script=support_script,
+            transcripts=[],
+            origin="http://127.0.0.1:*",
+            worker_env=no_voice_env(tmp_path),
+        ) as stack,
+        serve_site(stack) as site,
+        chromium_with_microphone(None) as browser,
+    ):
+        site.attributes = 'data-mode="text"'
+        page, console = await open_shop(browser, site)
+        await page.get_by_role("button", name="Start a chat: Sam").click()
+        log = widget(page).get_by_role("log", name="Transcript")
+        await expect(log).to_contain_text("Hi Ada, I'm Sam from support.", timeout=60_000)
+        box = widget(page).get_by_role("textbox")
+        await expect(box).to_be_focused(timeout=30_000)
+        await box.fill("Where is my order A123?")
+        await page.keyboard.press("Enter")
+        await expect(log).to_contain_text("Where is my order A123?")
+        await expect(log).to_contain_text("Your order A123 shipped yesterday.", timeout=60_000)
+        await expect(widget(page).get_by_text("ada@example.com")).to_be_visible(timeout=30_000)
+        await screenshot(page, "25-text-chat")
+        assert await page.evaluate("window.__pcs.every((pc) => pc.getSenders().every((s) => !s.track))")
+        (session,) = (await stack.get("/v1/sessions"))["sessions"]
+        typed = [e for e in await stack.events(session["session_id"], "transcript") if e["role"] == "user"]
+        assert [(e["text"], e["source"]) for e in typed] == [("Where is my order A123?", "text")]
+        assert await page.evaluate("window.violations") == []
+        assert console.unexpected() == []
