@@ -24,7 +24,7 @@ from .livekit import LiveKitRooms
 from .livekit_webhooks import LiveKitWebhooks
 from .openapi import OPENAPI, build_document, openapi_view
 from .post_call import PostCallWebhooks, RetryPolicy
-from .records import post_call_payload
+from .records import SessionRecords
 from .retrieval import Retrieval
 from .schemas import MAX_BODY_BYTES
 from .session_start import StartContext, idempotency_key, parse_request, start_session
@@ -158,6 +158,7 @@ def create_app(settings: Settings) -> web.Application:
         timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             store = SessionStore(db)
+            records = SessionRecords(store)
             rooms = LiveKitRooms(settings, http)
             lifecycle = SessionLifecycle(
                 store, characters, rooms, reconcile_grace_seconds=settings.reconcile_grace_seconds
@@ -166,7 +167,7 @@ def create_app(settings: Settings) -> web.Application:
                 db,
                 http,
                 characters,
-                lambda session_id: post_call_payload(store, session_id),
+                records.post_call_payload,
                 policy=RetryPolicy(
                     base=settings.webhook_retry_base_seconds,
                     cap=settings.webhook_retry_max_seconds,
@@ -180,7 +181,7 @@ def create_app(settings: Settings) -> web.Application:
             app[WEBHOOKS] = webhooks
             app[LIVEKIT_WEBHOOKS] = LiveKitWebhooks(settings, store, lifecycle)
             app[WORKER_EVENTS] = WorkerEvents(settings, store, lifecycle)
-            app[RETRIEVAL] = Retrieval(settings, store)
+            app[RETRIEVAL] = Retrieval(settings, records)
             tasks = [
                 asyncio.create_task(
                     every(settings.sweep_interval_seconds, lifecycle.sweep, "session sweep failed"),

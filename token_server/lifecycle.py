@@ -21,7 +21,8 @@ from characters import Character
 
 from .clock import utcnow
 from .livekit import LiveKitRooms
-from .store import LIVE_STATUSES, SessionStore
+from .session_status import LIVE_STATUSES, SessionStatus
+from .store import SessionStore
 
 log = logging.getLogger("token_server.lifecycle")
 
@@ -58,7 +59,9 @@ class SessionLifecycle:
             await self._store.mark_user_joined(session_id)
         else:
             await self._store.mark_agent_joined(session_id)
-        return await self._store.transition(session_id, "active", reason, from_statuses=("pending",))
+        return await self._store.transition(
+            session_id, SessionStatus.ACTIVE, reason, from_statuses=(SessionStatus.PENDING,)
+        )
 
     async def end(
         self, session_id: str, character: str, reason: str, *, usage: dict[str, Any] | None = None
@@ -70,7 +73,12 @@ class SessionLifecycle:
         found = self._characters.get(character)
         webhook_url = str(found.webhook_url) if found and found.webhook_url else None
         moved = await self._store.transition(
-            session_id, "ended", reason, from_statuses=LIVE_STATUSES, usage=usage, webhook_url=webhook_url
+            session_id,
+            SessionStatus.ENDED,
+            reason,
+            from_statuses=LIVE_STATUSES,
+            usage=usage,
+            webhook_url=webhook_url,
         )
         if moved:
             log.info("session ended", extra={"session_id": session_id, "reason": reason})

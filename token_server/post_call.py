@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from characters import Character
 
-from .clock import as_utc, iso, utcnow
+from .clock import as_utc, utcnow
 from .db import Database, sessions, webhook_attempts, webhook_deliveries
 
 log = logging.getLogger("token_server.post_call")
@@ -201,43 +201,3 @@ def _record_attempt(
 ) -> None:
     conn.execute(webhook_attempts.insert().values(**attempt))
     conn.execute(webhook_deliveries.update().where(webhook_deliveries.c.id == delivery_id).values(**values))
-
-
-async def deliveries_of(db: Database, session_id: str) -> list[dict[str, Any]]:
-    """A session's webhook deliveries, each with its attempts, as the session record shows them."""
-    async with db.connect() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(webhook_deliveries)
-                .where(webhook_deliveries.c.session_id == session_id)
-                .order_by(webhook_deliveries.c.created_at)
-            )
-        ).all()
-        out = []
-        for row in rows:
-            attempts = (
-                await conn.execute(
-                    sa.select(webhook_attempts)
-                    .where(webhook_attempts.c.delivery_id == row.id)
-                    .order_by(webhook_attempts.c.id)
-                )
-            ).all()
-            out.append(
-                {
-                    "id": row.id,
-                    "url": row.url,
-                    "status": row.status,
-                    "attempts": [
-                        {
-                            "at": iso(a.at),
-                            "status_code": a.status_code,
-                            "error": a.error,
-                            "duration_ms": a.duration_ms,
-                        }
-                        for a in attempts
-                    ],
-                    "next_attempt_at": iso(row.next_attempt_at),
-                    "delivered_at": iso(row.delivered_at),
-                }
-            )
-        return out

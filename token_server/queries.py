@@ -16,7 +16,7 @@ import base64
 import binascii
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from aiohttp import web
 from pydantic import (
@@ -32,6 +32,7 @@ from pydantic import (
 from . import strict_json
 from .clock import as_utc
 from .errors import NotFound, ValidationFailed
+from .session_status import SessionStatus
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -52,7 +53,9 @@ _RFC3339 = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
 
+# The statuses as the API documents them: a Literal, so the OpenAPI document lists them inline.
 Status = Literal["pending", "active", "ended", "failed"]
+assert set(get_args(Status)) == set(SessionStatus), "Status must name every SessionStatus"
 
 
 def _ascii_whole_number(value: Any) -> Any:

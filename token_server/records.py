@@ -1,18 +1,28 @@
-"""Session records as the API shows them: summary, form state and logs."""
+"""The read side of session records: one session, its form, logs and transcript, the list.
+
+Everything the API and the post-call webhook show about a session is read here, in the
+shapes `responses.py` documents (`SessionRecord`, `SessionListItem`, `FormState`,
+`SessionLogs`); `retrieval.py` only checks the caller and the query. The write side,
+and the few reads its decisions need, are `store.py`.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
 
 from .clock import iso
-from .post_call import deliveries_of
+from .db import session_events, session_status_changes, sessions, webhook_attempts, webhook_deliveries
+from .session_status import SessionStatus
 from .store import SessionStore
+
+_TRANSCRIPT_KEYS = ("role", "source", "text", "start_time", "end_time", "interrupted", "at")
 
 
 def form_state(config: dict[str, Any], updates: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each form field with its latest value, whether it is filled, and when it changed."""
+    """Each form field with its latest value, whether it is filled, and when it changed (`FormState`)."""
     form = config.get("form") or {"fields": []}
     latest: dict[str, dict[str, Any]] = {}
     for update in updates:
@@ -38,73 +48,191 @@ def form_state(config: dict[str, Any], updates: list[dict[str, Any]]) -> dict[st
     }
 
 
-async def session_summary(
-    store: SessionStore, row: sa.Row, *, with_deliveries: bool = True
-) -> dict[str, Any]:
-    """Everything about one session but its event log; no secrets are stored to show."""
-    config = dict(row.config)
-    history = await store.history(row.id)
-    form = form_state(config, await store.form_updates(row.id))
-    summary = {
-        "session_id": row.id,
-        "character": row.character,
-        "status": row.status,
-        "end_reason": row.status_reason if row.status in ("ended", "failed") else None,
-        "room_name": row.room_name,
-        "participant_identity": row.participant_identity,
-        "origin": row.origin,
-        "origin_url": row.origin_url,
-        "created_at": iso(row.created_at),
-        "joined_at": iso(row.joined_at),
-        "user_joined_at": iso(row.user_joined_at),
-        "agent_joined_at": iso(row.agent_joined_at),
-        "ended_at": iso(row.ended_at),
-        "history": [{"status": h.status, "reason": h.reason, "at": iso(h.at)} for h in history],
-        "metadata": config.get("metadata", {}),
-        "unverified_metadata": config.get("unverified_metadata", {}),
-        "config": config,
-        "usage": row.usage,
-        "form": form,
-    }
-    if with_deliveries:
-        summary["webhooks"] = await deliveries_of(store.db, row.id)
-    return summary
+def end_reason(row: sa.Row) -> str | None:
+    """Why a session is over, once it is; None while it is live."""
+    return row.status_reason if SessionStatus(row.status).final else None
 
 
 def list_item(row: sa.Row) -> dict[str, Any]:
-    """One line of the session list."""
+    """One line of the session list (`SessionListItem`)."""
     return {
         "session_id": row.id,
         "character": row.character,
         "status": row.status,
-        "end_reason": row.status_reason if row.status in ("ended", "failed") else None,
+        "end_reason": end_reason(row),
         "origin": row.origin,
         "created_at": iso(row.created_at),
         "ended_at": iso(row.ended_at),
     }
 
 
-_TRANSCRIPT_KEYS = ("role", "source", "text", "start_time", "end_time", "interrupted", "at")
+class SessionRecords:
+    """Reads session records as the API and the post-call webhook show them."""
 
+    def __init__(self, store: SessionStore) -> None:
+        """Read through `store`'s database (and its lookup of one session)."""
+        self._store = store
+        self._db = store.db
 
-async def transcript(store: SessionStore, session_id: str) -> list[dict[str, Any]]:
-    """Every transcript item of a session, in order."""
-    out: list[dict[str, Any]] = []
-    after = 0
-    while page := await store.events(session_id, after=after, limit=1000, types=["transcript"]):
-        out.extend(
-            # (transcripts stored before typed turns existed were all spoken)
-            {k: row.data.get(k, "voice" if k == "source" else None) for k in _TRANSCRIPT_KEYS}
-            for row in page
+    async def get(self, session_id: str) -> sa.Row | None:
+        """One session's row, or None."""
+        return await self._store.get(session_id)
+
+    async def summary(self, row: sa.Row, *, with_deliveries: bool = True) -> dict[str, Any]:
+        """Everything about one session but its event log (`SessionRecord`); no secrets are stored to show."""
+        config = dict(row.config)
+        history = await self.history(row.id)
+        form = form_state(config, await self.form_updates(row.id))
+        summary = {
+            "session_id": row.id,
+            "character": row.character,
+            "status": row.status,
+            "end_reason": end_reason(row),
+            "room_name": row.room_name,
+            "participant_identity": row.participant_identity,
+            "origin": row.origin,
+            "origin_url": row.origin_url,
+            "created_at": iso(row.created_at),
+            "joined_at": iso(row.joined_at),
+            "user_joined_at": iso(row.user_joined_at),
+            "agent_joined_at": iso(row.agent_joined_at),
+            "ended_at": iso(row.ended_at),
+            "history": [{"status": h.status, "reason": h.reason, "at": iso(h.at)} for h in history],
+            "metadata": config.get("metadata", {}),
+            "unverified_metadata": config.get("unverified_metadata", {}),
+            "config": config,
+            "usage": row.usage,
+            "form": form,
+        }
+        if with_deliveries:
+            summary["webhooks"] = await self.deliveries(row.id)
+        return summary
+
+    async def form(self, row: sa.Row) -> dict[str, Any]:
+        """The session's form and its latest answers (`FormState`)."""
+        return form_state(dict(row.config), await self.form_updates(row.id))
+
+    async def events(
+        self, session_id: str, *, after: int, limit: int, types: list[str] | None = None
+    ) -> list[sa.Row]:
+        """A page of a session's events (seq, data) in the order they were stored."""
+        query = (
+            sa.select(session_events.c.seq, session_events.c.data)
+            .where(session_events.c.session_id == session_id, session_events.c.seq > after)
+            .order_by(session_events.c.seq)
+            .limit(limit)
         )
-        after = page[-1].seq
-    return out
+        if types:
+            query = query.where(session_events.c.type.in_(types))
+        async with self._db.connect() as conn:
+            return list((await conn.execute(query)).all())
 
+    async def form_updates(self, session_id: str) -> list[dict[str, Any]]:
+        """Every accepted form answer of a session, oldest first."""
+        query = (
+            sa.select(session_events.c.data)
+            .where(session_events.c.session_id == session_id, session_events.c.type == "form_updated")
+            .order_by(session_events.c.seq)
+        )
+        async with self._db.connect() as conn:
+            return [row.data for row in await conn.execute(query)]
 
-async def post_call_payload(store: SessionStore, session_id: str) -> dict[str, Any]:
-    """What the post-call webhook sends: the summary, the transcript and the form answers."""
-    row = await store.get(session_id)
-    if row is None:
-        return {"session": None}
-    summary = await session_summary(store, row, with_deliveries=False)
-    return {"session": summary, "transcript": await transcript(store, session_id), "form": summary["form"]}
+    async def history(self, session_id: str) -> list[sa.Row]:
+        """A session's status changes, oldest first."""
+        query = (
+            sa.select(
+                session_status_changes.c.status, session_status_changes.c.reason, session_status_changes.c.at
+            )
+            .where(session_status_changes.c.session_id == session_id)
+            .order_by(session_status_changes.c.id)
+        )
+        async with self._db.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def transcript(self, session_id: str) -> list[dict[str, Any]]:
+        """Every transcript item of a session, in order."""
+        out: list[dict[str, Any]] = []
+        after = 0
+        while page := await self.events(session_id, after=after, limit=1000, types=["transcript"]):
+            out.extend(
+                # (transcripts stored before typed turns existed were all spoken)
+                {k: row.data.get(k, "voice" if k == "source" else None) for k in _TRANSCRIPT_KEYS}
+                for row in page
+            )
+            after = page[-1].seq
+        return out
+
+    async def list_sessions(
+        self,
+        *,
+        character: str | None,
+        status: SessionStatus | None,
+        since: dt.datetime | None,
+        limit: int,
+        before: tuple[dt.datetime, str] | None,
+    ) -> list[sa.Row]:
+        """A page of sessions, newest first; `before` is the last (created_at, id) seen."""
+        query = sa.select(sessions).order_by(sessions.c.created_at.desc(), sessions.c.id.desc()).limit(limit)
+        if character:
+            query = query.where(sessions.c.character == character)
+        if status:
+            query = query.where(sessions.c.status == status)
+        if since:
+            query = query.where(sessions.c.created_at >= since)
+        if before:
+            created, sid = before
+            query = query.where(
+                sa.or_(
+                    sessions.c.created_at < created,
+                    sa.and_(sessions.c.created_at == created, sessions.c.id < sid),
+                )
+            )
+        async with self._db.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def deliveries(self, session_id: str) -> list[dict[str, Any]]:
+        """A session's post-call webhook deliveries, each with its attempts (`WebhookDelivery`)."""
+        async with self._db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(webhook_deliveries)
+                    .where(webhook_deliveries.c.session_id == session_id)
+                    .order_by(webhook_deliveries.c.created_at)
+                )
+            ).all()
+            out = []
+            for row in rows:
+                attempts = (
+                    await conn.execute(
+                        sa.select(webhook_attempts)
+                        .where(webhook_attempts.c.delivery_id == row.id)
+                        .order_by(webhook_attempts.c.id)
+                    )
+                ).all()
+                out.append(
+                    {
+                        "id": row.id,
+                        "url": row.url,
+                        "status": row.status,
+                        "attempts": [
+                            {
+                                "at": iso(a.at),
+                                "status_code": a.status_code,
+                                "error": a.error,
+                                "duration_ms": a.duration_ms,
+                            }
+                            for a in attempts
+                        ],
+                        "next_attempt_at": iso(row.next_attempt_at),
+                        "delivered_at": iso(row.delivered_at),
+                    }
+                )
+            return out
+
+    async def post_call_payload(self, session_id: str) -> dict[str, Any]:
+        """What the post-call webhook sends: the summary, the transcript and the form answers."""
+        row = await self.get(session_id)
+        if row is None:
+            return {"session": None}
+        summary = await self.summary(row, with_deliveries=False)
+        return {"session": summary, "transcript": await self.transcript(session_id), "form": summary["form"]}

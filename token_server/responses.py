@@ -1,6 +1,6 @@
 """What the endpoints answer, as pydantic models: the OpenAPI document is built from them.
 
-The handlers write plain dicts (`records.py`, `retrieval.py`); these models say what
+The read side writes plain dicts (`records.py`); these models say what
 those dicts hold, and the API fuzz test checks every answer against them. An object
 may carry more keys than a model names (JSON Schema allows it), so adding a field to a
 record breaks no client and no test.

@@ -20,23 +20,23 @@ from .queries import (
     read_query,
 )
 from .queries import session_id as path_session_id
-from .records import form_state, list_item, session_summary
+from .records import SessionRecords, list_item
+from .session_status import SessionStatus
 from .settings import Settings
-from .store import SessionStore
 from .strict_json import json_response
 
 
 class Retrieval:
-    """The read side of session records."""
+    """The API's session endpoints: the caller and the query checked, the record read by `records`."""
 
-    def __init__(self, settings: Settings, store: SessionStore) -> None:
-        """Check keys from `settings`; read from `store`."""
+    def __init__(self, settings: Settings, records: SessionRecords) -> None:
+        """Check keys from `settings`; read from `records`."""
         self._settings = settings
-        self._store = store
+        self._records = records
 
     async def _session(self, request: web.Request):
         require_api_key(request, self._settings.token_server_api_keys)
-        row = await self._store.get(path_session_id(request))
+        row = await self._records.get(path_session_id(request))
         if row is None:
             raise NotFound("No such session.", code="session_not_found")
         return row
@@ -44,29 +44,29 @@ class Retrieval:
     async def session(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}`."""
         row = await self._session(request)
-        return json_response(await session_summary(self._store, row))
+        return json_response(await self._records.summary(row))
 
     async def logs(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}/logs?limit=&cursor=&types=`: events in order, a page at a time."""
         row = await self._session(request)
         query = read_query(request, LogsQuery)
         after = logs_after(query)
-        page = await self._store.events(row.id, after=after, limit=query.limit, types=query.type_names)
+        page = await self._records.events(row.id, after=after, limit=query.limit, types=query.type_names)
         next_cursor = encode_cursor(page[-1].seq) if len(page) == query.limit else None
         return json_response({"events": [r.data for r in page], "next_cursor": next_cursor})
 
     async def form(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}/form`: each field, its value, and whether the form is complete."""
         row = await self._session(request)
-        return json_response(form_state(dict(row.config), await self._store.form_updates(row.id)))
+        return json_response(await self._records.form(row))
 
     async def list(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions?character=&status=&since=&limit=&cursor=`: newest first."""
         require_api_key(request, self._settings.token_server_api_keys)
         query = read_query(request, SessionListQuery)
-        rows = await self._store.list_sessions(
+        rows = await self._records.list_sessions(
             character=query.character,
-            status=query.status,
+            status=SessionStatus(query.status) if query.status else None,
             since=as_utc(query.since) if query.since else None,
             limit=query.limit,
             before=list_before(query),

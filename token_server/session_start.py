@@ -26,8 +26,9 @@ from .access import Caller, Decided, decide_fields
 from .errors import Forbidden, LimitReached, ValidationFailed
 from .livekit import LiveKitRooms
 from .schemas import StartSessionRequest, StartSessionResponse
+from .session_status import LIVE_STATUSES, SessionStatus
 from .settings import Settings
-from .store import LIVE_STATUSES, GrantUsed, NewSession, Replay, SessionStore, SlotsFull, UsedGrant
+from .store import GrantUsed, NewSession, Replay, SessionStore, SlotsFull, UsedGrant
 
 log = logging.getLogger("token_server.sessions")
 
@@ -314,7 +315,9 @@ async def start_session(
     except BaseException:
         # Free the slot whatever went wrong (LiveKit, or the request being cancelled).
         await asyncio.shield(
-            ctx.store.transition(session_id, "failed", "livekit_unavailable", from_statuses=LIVE_STATUSES)
+            ctx.store.transition(
+                session_id, SessionStatus.FAILED, "livekit_unavailable", from_statuses=LIVE_STATUSES
+            )
         )
         raise
     log.info(

@@ -34,8 +34,8 @@ from .db import (
     slot_counts,
     webhook_deliveries,
 )
+from .session_status import LIVE_STATUSES, SessionStatus
 
-LIVE_STATUSES = ("pending", "active")
 GLOBAL_SCOPE = "*"
 
 
@@ -94,7 +94,7 @@ def _lock_key(scope: str) -> int:
 
 
 class SessionStore:
-    """Reads and writes session records."""
+    """Writes session records, and reads what the writes decide on (records.py reads the rest)."""
 
     def __init__(self, db: Database) -> None:
         """Use `db`, already migrated."""
@@ -113,7 +113,7 @@ class SessionStore:
         global_limit: int | None,
         idempotency_window: dt.timedelta,
     ) -> None:
-        """Record `new` as `pending` if a slot is free.
+        """Record `new` as pending if a slot is free.
 
         Raises:
             SlotsFull: the character's or the global limit is reached.
@@ -137,10 +137,10 @@ class SessionStore:
     async def transition(
         self,
         session_id: str,
-        status: str,
+        status: SessionStatus,
         reason: str,
         *,
-        from_statuses: tuple[str, ...],
+        from_statuses: tuple[SessionStatus, ...],
         usage: dict[str, Any] | None = None,
         webhook_url: str | None = None,
     ) -> bool:
@@ -180,71 +180,6 @@ class SessionStore:
             for e in events
         ]
         return await self._db.write(_insert_events, rows)
-
-    async def events(
-        self, session_id: str, *, after: int, limit: int, types: list[str] | None = None
-    ) -> list[sa.Row]:
-        """A page of a session's events in the order they were stored."""
-        query = (
-            sa.select(session_events.c.seq, session_events.c.data)
-            .where(session_events.c.session_id == session_id, session_events.c.seq > after)
-            .order_by(session_events.c.seq)
-            .limit(limit)
-        )
-        if types:
-            query = query.where(session_events.c.type.in_(types))
-        async with self._db.connect() as conn:
-            return list((await conn.execute(query)).all())
-
-    async def form_updates(self, session_id: str) -> list[dict[str, Any]]:
-        """Every accepted form answer of a session, oldest first."""
-        query = (
-            sa.select(session_events.c.data)
-            .where(session_events.c.session_id == session_id, session_events.c.type == "form_updated")
-            .order_by(session_events.c.seq)
-        )
-        async with self._db.connect() as conn:
-            return [row.data for row in await conn.execute(query)]
-
-    async def history(self, session_id: str) -> list[sa.Row]:
-        """A session's status changes, oldest first."""
-        query = (
-            sa.select(
-                session_status_changes.c.status, session_status_changes.c.reason, session_status_changes.c.at
-            )
-            .where(session_status_changes.c.session_id == session_id)
-            .order_by(session_status_changes.c.id)
-        )
-        async with self._db.connect() as conn:
-            return list((await conn.execute(query)).all())
-
-    async def list_sessions(
-        self,
-        *,
-        character: str | None,
-        status: str | None,
-        since: dt.datetime | None,
-        limit: int,
-        before: tuple[dt.datetime, str] | None,
-    ) -> list[sa.Row]:
-        """A page of sessions, newest first; `before` is the last (created_at, id) seen."""
-        query = sa.select(sessions).order_by(sessions.c.created_at.desc(), sessions.c.id.desc()).limit(limit)
-        if character:
-            query = query.where(sessions.c.character == character)
-        if status:
-            query = query.where(sessions.c.status == status)
-        if since:
-            query = query.where(sessions.c.created_at >= since)
-        if before:
-            created, sid = before
-            query = query.where(
-                sa.or_(
-                    sessions.c.created_at < created,
-                    sa.and_(sessions.c.created_at == created, sessions.c.id < sid),
-                )
-            )
-        async with self._db.connect() as conn:
-            return list((await conn.execute(query)).all())
 
     async def overdue(self, now: dt.datetime) -> list[tuple[sa.Row, str]]:
         """Live sessions to end now (id, character, room name), with the reason.
@@ -399,7 +334,7 @@ def _reserve(
         {
             "id": new.id,
             "character": new.character,
-            "status": "pending",
+            "status": SessionStatus.PENDING,
             "status_reason": "room_created",
             "room_name": new.room_name,
             "participant_identity": new.participant_identity,
@@ -417,7 +352,7 @@ def _reserve(
     )
     conn.execute(
         _INSERT_STATUS_CHANGE,
-        {"session_id": new.id, "status": "pending", "reason": "room_created", "at": now},
+        {"session_id": new.id, "status": SessionStatus.PENDING, "reason": "room_created", "at": now},
     )
     # Last, so the character's counter row stays locked (PostgreSQL) only from here to
     # the commit; a full character rolls the inserts above back.
@@ -428,17 +363,17 @@ def _reserve(
 def _transition(
     conn: sa.Connection,
     session_id: str,
-    status: str,
+    status: SessionStatus,
     reason: str,
-    from_statuses: tuple[str, ...],
+    from_statuses: tuple[SessionStatus, ...],
     usage: dict[str, Any] | None,
     webhook_url: str | None,
 ) -> bool:
     now = utcnow()
     values: dict[str, Any] = {"status": status, "status_reason": reason, "updated_at": now}
-    if status in ("ended", "failed"):
+    if status.final:
         values |= {"ended_at": now, "idempotency_key": None}
-    if status == "active":
+    if status == SessionStatus.ACTIVE:
         values["joined_at"] = now
     if usage is not None:
         values["usage"] = usage
@@ -450,7 +385,7 @@ def _transition(
     ).first()
     if moved is None:
         return False
-    if status not in LIVE_STATUSES:
+    if not status.live:
         # Every from-status that can reach here is live: give the slot back.
         conn.execute(
             slot_counts.update()
@@ -460,7 +395,7 @@ def _transition(
     conn.execute(
         session_status_changes.insert().values(session_id=session_id, status=status, reason=reason, at=now)
     )
-    if status == "ended" and webhook_url:
+    if status == SessionStatus.ENDED and webhook_url:
         conn.execute(
             webhook_deliveries.insert().values(
                 id="whd_" + secrets.token_hex(12),
