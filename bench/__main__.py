@@ -26,6 +26,7 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
     "capacity": ("bench.capacity", ["--quick"]),
     "tts": ("bench.tts", ["--reps", "1", "--concurrency", "1"]),
     "widget_bytes": ("bench.widget_bytes", []),
+    "widget_call": ("bench.widget_call", ["--quick"]),
 }
 
 
