@@ -24,9 +24,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from agent.tts.engine import VoiceEngine
-from agent.tts.service import create_app
-from agent.tts.settings import ServiceSettings
+from voice_service.engine import VoiceEngine
+from voice_service.service import create_app
+from voice_service.settings import ServiceSettings
 
 TEXTS = {
     "short": "Hello, how can I help you today?",
@@ -214,8 +214,8 @@ async def main() -> None:
     model_dir = args.model_dir
     max_new_tokens = args.max_new_tokens
     if model_dir is None:
-        from agent.tts.tiny_model import TINY_CONFIGS, TINY_MARKER, make_tiny_model
         from characters.voice_models import VOICE_MODELS
+        from voice_service.tiny_model import TINY_CONFIGS, TINY_MARKER, make_tiny_model
 
         model_dir = DEFAULT_TINY_DIR
         for name in args.models.split(","):

@@ -10,7 +10,7 @@ in, on loopback, with fixed latencies:
   time) after the last voiced 10 ms chunk;
 - LLM: the tests' chat-completions stand-in, first token `LLM_FIRST_TOKEN` after
   the request, the rest of the reply at once;
-- TTS: a voice-service stand-in (`POST /v1/speech`, as agent.tts.service speaks it)
+- TTS: a voice-service stand-in (`POST /v1/speech`, as voice_service.service speaks it)
   answering with PCM `TTS_FIRST_BYTE` after the request.
 
 All timestamps are `time.monotonic()` (CLOCK_MONOTONIC, the same in every process).
@@ -123,7 +123,7 @@ class TimedLLM(OpenAIStandIn):
 
 @dataclass
 class VoiceServiceStandIn:
-    """`POST /v1/speech` like agent.tts.service: PCM at 24 kHz, first bytes after `first_byte`."""
+    """`POST /v1/speech` like voice_service.service: PCM at 24 kHz, first bytes after `first_byte`."""
 
     first_byte: float = TTS_FIRST_BYTE
     seconds_per_char: float = 0.03

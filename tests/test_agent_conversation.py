@@ -99,11 +99,11 @@ def voice_engine(request) -> Any:
 
 @pytest.fixture
 async def tts_service(voice_engine, aiohttp_server, tmp_path) -> str | None:
-    """None for the fake TTS, else the URL of the real voice service (agent.tts) on loopback."""
+    """None for the fake TTS, else the URL of the real voice service (voice_service) on loopback."""
     if voice_engine is None:
         return None
-    from agent.tts.service import create_app
-    from agent.tts.settings import ServiceSettings
+    from voice_service.service import create_app
+    from voice_service.settings import ServiceSettings
 
     settings = ServiceSettings(_env_file=None, model_dir=tiny_model_root(), cache_dir=tmp_path)
     server = await aiohttp_server(create_app(settings, engines={"chatterbox-en-v1": voice_engine}))

@@ -262,7 +262,7 @@ def test_the_worker_names_the_command_that_fetches_missing_voice_weights(monkeyp
     assert _start_embedded_voice_service() is None  # not started: no torch loaded for nothing
     why = os.environ[EMBEDDED_VOICE_ERROR_ENV]
     assert why.startswith("the embedded voice service cannot start: voice model 'chatterbox-en-v1'")
-    assert "python -m agent.tts download chatterbox-en-v1" in why
+    assert "python -m voice_service download chatterbox-en-v1" in why
 
 
 def test_reporter_turns_chat_items_into_transcripts_and_turn_metrics():

@@ -344,7 +344,7 @@ async def test_missing_providers_are_each_named_in_the_log_and_the_session_recor
     client, livekit, local_models, monkeypatch, caplog
 ):
     # no provider keys, no voice service: what `make dev` gives a newcomer
-    why = "the embedded voice service cannot start: fetch it with `python -m agent.tts download chatterbox-en-v1`"
+    why = "the embedded voice service cannot start: fetch it with `python -m voice_service download chatterbox-en-v1`"
     monkeypatch.setenv(EMBEDDED_VOICE_ERROR_ENV, why)
     room_name, room_md, dispatch_md = await started_session(client, livekit)
     session_id = SessionConfig.from_json(room_md).session_id

@@ -284,7 +284,7 @@ async def test_make_dev_runs_a_session_that_says_what_is_missing_and_ctrl_c_stop
         assert "participant_joined" in types  # LiveKit's own webhook: the agent joined the room
         errors = [e["message"] for e in logs if e["type"] == "error"]
         assert [m.split(" ")[0] for m in errors] == ["DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CHATTERBOX_URL"]
-        assert "python -m agent.tts download chatterbox-en-v1" in errors[2]
+        assert "python -m voice_service download chatterbox-en-v1" in errors[2]
 
         children = launcher.descendants()
         assert len(children) >= 3  # LiveKit, the token server, the worker (and its job processes)

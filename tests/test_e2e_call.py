@@ -218,11 +218,11 @@ async def test_a_worker_without_providers_joins_and_says_what_is_missing(tmp_pat
         errors = [e["message"] for e in await stack.events(session_id, "error")]
         assert any("DEEPGRAM_API_KEY" in m for m in errors), errors
         assert any("OPENAI_API_KEY" in m for m in errors), errors
-        assert any("CHATTERBOX_URL" in m and "python -m agent.tts download" in m for m in errors), errors
+        assert any("CHATTERBOX_URL" in m and "python -m voice_service download" in m for m in errors), errors
         joined = [e for e in await stack.events(session_id, "participant_joined")]
         assert any(e["participant"]["kind"] == "AGENT" for e in joined)  # it did join the room
         # and it closed the room, so a user is not left waiting in silence
         await wait_until(_room_gone(stack, started["room_name"]), 30, "the room to close")
         worker_log = stack.workers[0].log()
-        assert "DEEPGRAM_API_KEY" in worker_log and "python -m agent.tts download" in worker_log
+        assert "DEEPGRAM_API_KEY" in worker_log and "python -m voice_service download" in worker_log
         assert "Traceback" not in worker_log

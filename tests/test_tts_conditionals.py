@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tts.conditionals import ConditionalsCache
+from voice_service.conditionals import ConditionalsCache
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""The embedded voice service: a child `python -m agent.tts serve` the worker starts and stops."""
+"""The embedded voice service: a child `python -m voice_service serve` the worker starts and stops."""
 
 from __future__ import annotations
 

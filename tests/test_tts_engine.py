@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.tts.settings import ServiceSettings
-from agent.tts.weights import ModelNotFoundError, locate
 from characters.voice_models import VOICE_MODELS
+from voice_service.settings import ServiceSettings
+from voice_service.weights import ModelNotFoundError, locate
 
 pytestmark = pytest.mark.unit
 
@@ -38,7 +38,7 @@ def test_unknown_models_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_missing_model_dir_names_the_download_command(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match=r"python -m agent\.tts download chatterbox-en-v1"):
+    with pytest.raises(ModelNotFoundError, match=r"python -m voice_service download chatterbox-en-v1"):
         locate(VOICE_MODELS["chatterbox-en-v1"], model_dir=tmp_path, cache_dir=tmp_path)
 
 
@@ -85,8 +85,8 @@ class RecordingModel:
     ],
 )
 async def test_each_engine_gets_the_arguments_its_class_takes(name: str, expected: dict) -> None:
-    from agent.tts.engine import VoiceEngine
     from characters.model import VoiceSettings
+    from voice_service.engine import VoiceEngine
 
     model = RecordingModel()
     engine = VoiceEngine(VOICE_MODELS[name], model, device="cpu")

@@ -1,6 +1,6 @@
 """Real Chatterbox weights on a GPU: skipped unless CHATTERBOX_MODEL_DIR is set and CUDA is present.
 
-Run on a GPU box after `python -m agent.tts download` and pointing CHATTERBOX_MODEL_DIR
+Run on a GPU box after `python -m voice_service download` and pointing CHATTERBOX_MODEL_DIR
 at a directory with one sub-directory per voice model (see docs/voice.md).
 """
 
@@ -36,9 +36,9 @@ requires_gpu = pytest.mark.skipif(
 @requires_gpu
 @pytest.mark.parametrize("name", ["chatterbox-en-v1", "chatterbox-multilingual-v1", "chatterbox-turbo-v1"])
 async def test_real_model_speaks_with_default_and_cloned_voice(name: str) -> None:
-    from agent.tts.engine import VoiceEngine
-    from agent.tts.settings import ServiceSettings
     from characters.model import VoiceSettings
+    from voice_service.engine import VoiceEngine
+    from voice_service.settings import ServiceSettings
 
     assert MODEL_DIR is not None
     if not (Path(MODEL_DIR) / name).is_dir():

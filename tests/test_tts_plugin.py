@@ -14,11 +14,11 @@ from livekit.agents import APIConnectionError, APIConnectOptions, APIStatusError
 from livekit.agents.metrics import TTSMetrics
 
 from agent.tts import TTS
-from agent.tts.service import create_app
-from agent.tts.settings import ServiceSettings
 from tests.tts_support.clips import clip_app
 from tests.tts_support.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
 from tests.tts_support.resolver import TableResolver
+from voice_service.service import create_app
+from voice_service.settings import ServiceSettings
 
 pytestmark = [pytest.mark.integration, *CHATTERBOX_WARNINGS]
 

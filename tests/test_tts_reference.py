@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from agent.tts.reference import (
+from tests.tts_support.clips import clip_app, clip_bytes
+from tests.tts_support.resolver import TableResolver
+from voice_service.reference import (
     REASON_ADDRESS,
     REASON_NOT_AUDIO,
     REASON_REDIRECTS,
@@ -26,8 +28,6 @@ from agent.tts.reference import (
     ReferenceFetcher,
     address_allowed,
 )
-from tests.tts_support.clips import clip_app, clip_bytes
-from tests.tts_support.resolver import TableResolver
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from agent.tts.service import create_app
-from agent.tts.settings import ServiceSettings
-from agent.tts.text import split_text
 from tests.tts_support.clips import HITS, clip_app
 from tests.tts_support.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
 from tests.tts_support.resolver import TableResolver
+from voice_service.service import create_app
+from voice_service.settings import ServiceSettings
+from voice_service.text import split_text
 
 pytestmark = [pytest.mark.integration, *CHATTERBOX_WARNINGS]
 

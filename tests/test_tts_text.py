@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.tts.text import split_text
+from voice_service.text import split_text
 
 pytestmark = pytest.mark.unit
 

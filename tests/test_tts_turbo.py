@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from agent.tts.service import create_app
-from agent.tts.settings import ServiceSettings
 from tests.tts_support.clips import clip_app
 from tests.tts_support.engine import CHATTERBOX_WARNINGS, tiny_model_root, tiny_turbo_engine
 from tests.tts_support.resolver import TableResolver
+from voice_service.service import create_app
+from voice_service.settings import ServiceSettings
 
 pytestmark = [pytest.mark.integration, *CHATTERBOX_WARNINGS]
 

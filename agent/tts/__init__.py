@@ -1,8 +1,10 @@
-"""The Chatterbox voice: the service that owns the models, and the agent's TTS plugin.
+"""The worker's side of the Chatterbox voice: the TTS plugin and the embedded launcher.
 
-Importing this package is light (no torch): it registers the livekit `Plugin` whose
-`download_files()` fetches the weights, so `python -m agent download-files` fills the
-cache. The service (`python -m agent.tts serve`) imports torch and chatterbox lazily.
+The voice service itself is the top-level package `voice_service` (`python -m
+voice_service serve`), deployed apart; this package speaks to it over HTTP
+(`voice_service.protocol`) and imports nothing heavier. It registers the livekit
+`Plugin` whose `download_files()` fetches the weights, so `python -m agent
+download-files` fills the cache the embedded service reads.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ class ChatterboxPlugin(Plugin):
 
     def download_files(self) -> None:
         """Fetch the weights of the CHATTERBOX_MODELS voice models into CHATTERBOX_CACHE_DIR."""
-        from .settings import ServiceSettings
-        from .weights import download
+        from voice_service.settings import ServiceSettings
+        from voice_service.weights import download
 
         settings = ServiceSettings()
         if settings.model_dir is not None:

@@ -1,4 +1,4 @@
-"""An embedded voice service: a local `python -m agent.tts serve` child process.
+"""An embedded voice service: a local `python -m voice_service serve` child process.
 
 The worker uses this when CHATTERBOX_URL is not set. At scale, workers point at a
 pool of services instead, and nothing here runs.
@@ -18,9 +18,9 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from .log import logger
+from voice_service.protocol import HEALTH_PATH, READY_PREFIX
 
-_READY_PREFIX = "OSHARA_TTS_LISTENING "
+from .log import logger
 
 
 class EmbeddedServiceError(RuntimeError):
@@ -44,7 +44,7 @@ class EmbeddedVoiceService:
         env: Mapping[str, str] | None = None,
         startup_timeout: float = 600.0,
         python: str = sys.executable,
-        module: str = "agent.tts",
+        module: str = "voice_service",
     ) -> None:
         self._env = {**os.environ, **(env or {})}
         self._startup_timeout = startup_timeout
@@ -110,8 +110,8 @@ class EmbeddedVoiceService:
                 code = await self._process.wait()
                 raise EmbeddedServiceError(f"the embedded voice service exited with code {code}")
             text = line.decode("utf-8", "replace").strip()
-            if text.startswith(_READY_PREFIX):
-                return text.removeprefix(_READY_PREFIX)
+            if text.startswith(READY_PREFIX):
+                return text.removeprefix(READY_PREFIX)
 
     @staticmethod
     async def _read_further_output(stdout: asyncio.StreamReader | None) -> None:
@@ -133,7 +133,7 @@ class EmbeddedVoiceService:
         async with aiohttp.ClientSession() as session:
             while True:
                 try:
-                    async with session.get(f"{url}/healthz") as resp:
+                    async with session.get(f"{url}{HEALTH_PATH}") as resp:
                         if resp.status == 200:
                             return
                 except aiohttp.ClientError:

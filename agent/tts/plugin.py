@@ -31,11 +31,17 @@ from livekit.agents.utils import is_given
 
 from characters.model import VoiceSettings
 from characters.voice_models import DEFAULT_VOICE_MODEL
+from voice_service.protocol import (
+    NUM_CHANNELS,
+    SAMPLE_RATE,
+    SAMPLE_RATE_HEADER,
+    SPEECH_PATH,
+    VOICE_FALLBACK_HEADER,
+    SpeechRequest,
+)
 
 from .log import logger
 
-SAMPLE_RATE = 24_000
-NUM_CHANNELS = 1
 _ERROR_BODY_LIMIT = 4096
 
 
@@ -50,7 +56,7 @@ class _TTSOptions:
 
 
 class TTS(tts.TTS):
-    """Chatterbox speech from an Oshara voice service (`python -m agent.tts serve`).
+    """Chatterbox speech from an Oshara voice service (`python -m voice_service serve`).
 
     Args:
         base_url: The service, e.g. "http://127.0.0.1:8091" (CHATTERBOX_URL, or
@@ -151,16 +157,16 @@ class ChunkedStream(tts.ChunkedStream):
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         opts = self._opts
-        payload = {
-            "text": self._input_text,
-            "voice_model": opts.voice_model,
-            "language": opts.language,
-            "reference_audio_url": opts.reference_audio_url,
-            "voice": opts.voice.model_dump(),
-        }
+        payload = SpeechRequest.model_construct(
+            text=self._input_text,
+            voice_model=opts.voice_model,
+            language=opts.language,
+            reference_audio_url=opts.reference_audio_url,
+            voice=opts.voice,
+        ).model_dump(mode="json")
         try:
             async with self._tts._ensure_session().post(
-                f"{opts.base_url}/v1/speech",
+                f"{opts.base_url}{SPEECH_PATH}",
                 json=payload,
                 timeout=aiohttp.ClientTimeout(
                     total=opts.request_timeout, sock_connect=self._conn_options.timeout
@@ -174,10 +180,10 @@ class ChunkedStream(tts.ChunkedStream):
                         request_id=None,
                         body=body,
                     )
-                self._tts._note_fallback(resp.headers.get("X-Voice-Fallback"))
+                self._tts._note_fallback(resp.headers.get(VOICE_FALLBACK_HEADER))
                 output_emitter.initialize(
                     request_id=utils.shortuuid(),
-                    sample_rate=int(resp.headers.get("X-Sample-Rate", SAMPLE_RATE)),
+                    sample_rate=int(resp.headers.get(SAMPLE_RATE_HEADER, SAMPLE_RATE)),
                     num_channels=NUM_CHANNELS,
                     mime_type="audio/pcm",
                 )

@@ -40,7 +40,7 @@ def voice_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceSer
     models = Path(tmp_path_factory.mktemp("tiny-models"))
     # made by the service's own command, so torch stays out of the test process
     subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "agent.tts", "make-tiny-model", str(models / "chatterbox-en-v1")],
+        [sys.executable, "-m", "voice_service", "make-tiny-model", str(models / "chatterbox-en-v1")],
         check=True,
         capture_output=True,
     )

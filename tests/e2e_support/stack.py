@@ -4,7 +4,7 @@
 livekit-server on one veth address with webhooks to the token server; the token
 server (`python -m token_server`) on the other; one or more workers
 (`python -m agent start`) registered under an agent name of the test's own; the
-voice service with tiny random Chatterbox weights (`python -m agent.tts serve`);
+voice service with tiny random Chatterbox weights (`python -m voice_service serve`);
 and, in the test's event loop, the Deepgram and OpenAI stand-ins, a real MCP
 server and a post-call webhook receiver.
 """
@@ -83,7 +83,7 @@ def no_voice_env(workdir: Path) -> dict[str, str]:
 
 @dataclass
 class VoiceService:
-    """One `python -m agent.tts serve` with tiny weights, shared by a test run."""
+    """One `python -m voice_service serve` with tiny weights, shared by a test run."""
 
     process: Process
     url: str
@@ -93,7 +93,7 @@ def start_voice_service(workdir: Path, model_root: Path) -> VoiceService:
     workdir.mkdir(parents=True, exist_ok=True)
     process = Process(
         "voice service",
-        ["-m", "agent.tts", "serve", "--host", "127.0.0.1", "--port", "0"],
+        ["-m", "voice_service", "serve", "--host", "127.0.0.1", "--port", "0"],
         {
             "CHATTERBOX_MODEL_DIR": str(model_root),
             "CHATTERBOX_MAX_NEW_TOKENS": "8",

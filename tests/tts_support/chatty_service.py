@@ -1,7 +1,7 @@
 """A voice service stand-in that prints to stdout the way chatterbox does, on cue.
 
 `python -m tests.tts_support.chatty_service serve --host 127.0.0.1 --port 0` prints
-the ready line `agent.tts serve` prints, then answers:
+the ready line `voice_service serve` prints, then answers:
 
 - `GET /healthz`: 200;
 - `POST /print?lines=N`: prints N lines to stdout from a worker thread, as chatterbox
@@ -20,7 +20,7 @@ import sys
 
 from aiohttp import web
 
-from agent.tts.__main__ import READY_PREFIX
+from voice_service.protocol import READY_PREFIX
 
 
 def _print_lines(count: int) -> None:
@@ -58,7 +58,7 @@ async def _serve(host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: `serve --host H --port P`, as `python -m agent.tts` takes them."""
+    """Entry point: `serve --host H --port P`, as `python -m voice_service` takes them."""
     parser = argparse.ArgumentParser(prog="python -m tests.tts_support.chatty_service")
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("--host", default="127.0.0.1")

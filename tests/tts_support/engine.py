@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from agent.tts.engine import VoiceEngine
+    from voice_service.engine import VoiceEngine
 
 # Warnings the real chatterbox stack emits, silenced narrowly for the modules that load it:
 # diffusers deprecates the LoRA layers S3Gen is built from; chatterbox's T3 inference
@@ -33,7 +33,7 @@ TINY_MAX_NEW_TOKENS = 8
 @functools.cache
 def tiny_model_root() -> Path:
     """A CHATTERBOX_MODEL_DIR holding a tiny `chatterbox-en-v1`, removed at exit."""
-    from agent.tts.tiny_model import make_tiny_model
+    from voice_service.tiny_model import make_tiny_model
 
     root = Path(tempfile.mkdtemp(prefix="oshara-tiny-chatterbox-"))
     atexit.register(shutil.rmtree, root, True)
@@ -44,8 +44,8 @@ def tiny_model_root() -> Path:
 @functools.cache
 def tiny_engine() -> VoiceEngine:
     """The tiny `chatterbox-en-v1` VoiceEngine, loaded through the service's own loader."""
-    from agent.tts.engine import VoiceEngine
-    from agent.tts.settings import ServiceSettings
+    from voice_service.engine import VoiceEngine
+    from voice_service.settings import ServiceSettings
 
     settings = ServiceSettings(
         _env_file=None, model_dir=tiny_model_root(), max_new_tokens=TINY_MAX_NEW_TOKENS
@@ -58,9 +58,9 @@ def tiny_engine() -> VoiceEngine:
 @functools.cache
 def tiny_turbo_engine() -> VoiceEngine:
     """The tiny `chatterbox-turbo-v1` VoiceEngine (its directory is added to tiny_model_root())."""
-    from agent.tts.engine import VoiceEngine
-    from agent.tts.settings import ServiceSettings
-    from agent.tts.tiny_model import make_tiny_model
+    from voice_service.engine import VoiceEngine
+    from voice_service.settings import ServiceSettings
+    from voice_service.tiny_model import make_tiny_model
 
     root = tiny_model_root()
     make_tiny_model(root / "chatterbox-turbo-v1", engine="turbo")

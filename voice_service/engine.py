@@ -6,8 +6,8 @@ model therefore runs on that model's single-thread executor, and the conditional
 set and used inside the same call. Work is off the event loop, one request at a time
 per model, in arrival order, sentence by sentence, so concurrent streams interleave.
 
-torch and chatterbox are imported only here (and lazily), so the plugin and the token
-server never pay for them.
+torch and chatterbox are imported only here (and lazily), so importing the service (or
+its protocol, as the agent's plugin does) never pays for them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from .log import logger
 from .settings import ServiceSettings
 from .weights import locate
 
-SAMPLE_RATE = 24_000
 R = TypeVar("R")
 
 

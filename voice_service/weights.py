@@ -20,7 +20,7 @@ ENGINE_FILES: dict[str, list[str]] = {
     ],
     "turbo": ["*.safetensors", "*.json", "*.txt", "*.pt", "*.model"],
 }
-DOWNLOAD_HINT = "python -m agent.tts download {name}  (or: python -m agent download-files)"
+DOWNLOAD_HINT = "python -m voice_service download {name}  (or: python -m agent download-files)"
 
 
 class ModelNotFoundError(RuntimeError):

@@ -1,6 +1,6 @@
 """The voice service: an aiohttp app that owns the chatterbox models.
 
-    POST /v1/speech   {"text", "voice_model", "language", "reference_audio_url", "voice": {...}}
+    POST /v1/speech   protocol.SpeechRequest: {"text", "voice_model", "language", "reference_audio_url", "voice"}
                       -> 200, body: 16-bit little-endian PCM, 24 kHz mono, streamed sentence by sentence
     GET  /v1/voices   -> the voice models, and which ones this process serves
     GET  /healthz     -> loaded models, queue depth, conditionals cache counters
@@ -20,14 +20,21 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from characters.model import VoiceSettings
-from characters.voice_models import DEFAULT_VOICE_MODEL, VOICE_MODELS, VoiceModelError, primary_subtag
+from characters.voice_models import VOICE_MODELS, VoiceModelError, primary_subtag
 
 from .conditionals import ConditionalsCache
 from .engine import VoiceEngine
 from .log import logger
+from .protocol import (
+    HEALTH_PATH,
+    NUM_CHANNELS,
+    SAMPLE_RATE_HEADER,
+    SPEECH_PATH,
+    VOICE_FALLBACK_HEADER,
+    SpeechRequest,
+)
 from .reference import ReferenceAudioRejected, ReferenceFetcher, limits_from, redacted_host
 from .settings import ServiceSettings
 from .text import split_text
@@ -38,18 +45,6 @@ CACHE = web.AppKey("conditionals_cache", ConditionalsCache)
 FETCHER = web.AppKey("reference_fetcher", ReferenceFetcher)
 
 REASON_CONDITIONALS_FAILED = "conditionals_failed"
-
-
-class SpeechRequest(BaseModel):
-    """The body of POST /v1/speech."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(max_length=100_000)
-    voice_model: str = DEFAULT_VOICE_MODEL
-    language: str | None = Field(None, max_length=35)
-    reference_audio_url: str | None = Field(None, max_length=4096)
-    voice: VoiceSettings = Field(default_factory=VoiceSettings)
 
 
 class ReferenceMemo:
@@ -197,13 +192,13 @@ async def speech(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "audio/pcm",
-            "X-Sample-Rate": str(engine.sample_rate),
-            "X-Channels": "1",
+            SAMPLE_RATE_HEADER: str(engine.sample_rate),
+            "X-Channels": str(NUM_CHANNELS),
             "X-Voice": "cloned" if conditionals is not None else "default",
         }
     )
     if fallback:
-        response.headers["X-Voice-Fallback"] = fallback
+        response.headers[VOICE_FALLBACK_HEADER] = fallback
     if cache_source:
         response.headers["X-Voice-Cache"] = cache_source
     await response.prepare(request)
@@ -316,7 +311,7 @@ def create_app(
                 engine.close()
 
     app.cleanup_ctx.append(engines_ctx)
-    app.router.add_post("/v1/speech", speech)
+    app.router.add_post(SPEECH_PATH, speech)
     app.router.add_get("/v1/voices", voices)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get(HEALTH_PATH, healthz)
     return app

@@ -19,7 +19,7 @@ class ServiceSettings(BaseSettings):
     `model_dir`, when set, holds one directory per voice model
     (`<model_dir>/chatterbox-en-v1/ve.safetensors`, ...) and nothing is fetched from the
     network. Otherwise weights come from the Hugging Face cache in `cache_dir`, filled by
-    `python -m agent.tts download` (or `python -m agent download-files`).
+    `python -m voice_service download` (or `python -m agent download-files`).
     """
 
     model_config = SettingsConfigDict(

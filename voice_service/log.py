@@ -1,0 +1,5 @@
+"""The voice service's one named logger."""
+
+import logging
+
+logger = logging.getLogger("oshara.voice_service")
