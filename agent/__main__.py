@@ -18,7 +18,7 @@ import warnings
 from livekit.agents import cli
 from pydantic import ValidationError
 
-from characters.events import SHORT_KEY_WARNING, quiet_short_secret
+from characters.ingest_token import SHORT_KEY_WARNING, quiet_short_secret
 from characters.voice_models import VOICE_MODELS
 
 from .settings import Settings
@@ -44,8 +44,8 @@ def _voice_weights_missing() -> str | None:
     The same check the service makes (`weights.locate`), so a machine without the weights
     neither waits for torch to load nor reads three lines about it.
     """
-    from voice_service.settings import ServiceSettings
-    from voice_service.weights import ModelNotFoundError, locate
+    from .tts.settings import ServiceSettings
+    from .tts.weights import ModelNotFoundError, locate
 
     try:
         settings = ServiceSettings()

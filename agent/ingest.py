@@ -32,8 +32,8 @@ from characters.events import (
     FormUpdated,
     SessionEnded,
     SessionEvent,
-    sign_ingest_token,
 )
+from characters.ingest_token import sign_ingest_token
 
 logger = logging.getLogger("oshara.agent.ingest")
 

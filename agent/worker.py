@@ -30,7 +30,8 @@ from livekit.agents import AgentServer, JobContext, JobProcess
 from livekit.agents.worker import ServerEnvOption
 from pydantic import ValidationError
 
-from characters.events import Error, SessionEnded, SessionEvent, UserJoined, quiet_short_secret
+from characters.events import Error, SessionEnded, SessionEvent, UserJoined
+from characters.ingest_token import quiet_short_secret
 from characters.loader import load_characters
 from characters.session_config import DispatchConfig, SessionConfig
 from characters.templates import render

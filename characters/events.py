@@ -1,25 +1,20 @@
 """What the agent worker reports to the token server about a session.
 
 The worker posts batches to `POST /internal/v1/sessions/{session_id}/events`,
-authenticated by `Authorization: Bearer <ingest token>`: a short-lived JWT signed
-with the LiveKit API secret that both services already hold (issuer = API key,
-subject = session id, audience = `INGEST_AUDIENCE`). Every event carries an `id`
-unique within its session, so a retried batch is stored once.
+authenticated by the ingest token (`characters/ingest_token.py`). Every event
+carries an `id` unique within its session, so a retried batch is stored once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-import warnings
 from typing import Annotated, Any, Literal
 
-import jwt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .redaction import redact_arguments
 
-INGEST_AUDIENCE = "oshara-ingest"
 INGEST_PATH = "/internal/v1/sessions/{session_id}/events"
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 256 * 1024
@@ -149,52 +144,3 @@ class EventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     events: list[SessionEvent] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
-
-
-def sign_ingest_token(api_key: str, api_secret: str, session_id: str, ttl_seconds: int = 300) -> str:
-    """A short-lived token that lets the worker report events for one session."""
-    now = dt.datetime.now(dt.UTC)
-    claims = {
-        "iss": api_key,
-        "sub": session_id,
-        "aud": INGEST_AUDIENCE,
-        "nbf": now - dt.timedelta(seconds=5),
-        "exp": now + dt.timedelta(seconds=ttl_seconds),
-    }
-    return jwt.encode(claims, api_secret, algorithm="HS256")
-
-
-def verify_ingest_token(token: str, api_key: str, api_secret: str) -> str:
-    """The session id an ingest token was signed for.
-
-    Raises:
-        jwt.InvalidTokenError: bad signature, wrong issuer or audience, expired.
-    """
-    claims = jwt.decode(
-        token,
-        api_secret,
-        algorithms=["HS256"],
-        audience=INGEST_AUDIENCE,
-        issuer=api_key,
-        options={"require": ["exp", "sub", "iss", "aud"]},
-        leeway=5,
-    )
-    return str(claims["sub"])
-
-
-SHORT_KEY_WARNING = (
-    "LIVEKIT_API_SECRET is shorter than 32 bytes: fine for livekit-server --dev, not for production"
-)
-
-
-def quiet_short_secret(api_secret: str) -> bool:
-    """For a secret under 32 bytes, silence PyJWT's key-length warning; True when it did.
-
-    PyJWT warns about a short HMAC key on the tokens it signs (the dev secret `secret`
-    is 6 bytes), from every call site in every process; a service says
-    `SHORT_KEY_WARNING` once at start-up instead.
-    """
-    if len(api_secret.encode()) >= 32:
-        return False
-    warnings.filterwarnings("ignore", message="The HMAC key is .* bytes long")
-    return True

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from characters import Character, SessionConfig
-from characters.events import EventBatch, sign_ingest_token
+from characters.events import EventBatch
+from characters.ingest_token import sign_ingest_token
 from tests.conftest import GRANT_KEY
 from tests.livekit_support import API_KEY, API_SECRET
 

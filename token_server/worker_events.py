@@ -8,7 +8,8 @@ import jwt
 from aiohttp import web
 from pydantic import ValidationError
 
-from characters.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, EventBatch, verify_ingest_token
+from characters.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, EventBatch
+from characters.ingest_token import verify_ingest_token
 
 from .access import bearer_token
 from .clock import as_utc, utcnow
