@@ -44,8 +44,8 @@ def _voice_weights_missing() -> str | None:
     The same check the service makes (`weights.locate`), so a machine without the weights
     neither waits for torch to load nor reads three lines about it.
     """
-    from .tts.settings import ServiceSettings
-    from .tts.weights import ModelNotFoundError, locate
+    from voice_service.settings import ServiceSettings
+    from voice_service.weights import ModelNotFoundError, locate
 
     try:
         settings = ServiceSettings()
