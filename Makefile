@@ -5,6 +5,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every role's extra (pyproject.toml): the token server, the worker, the voice service, and
+# the tests and lint. A deployment installs only its own: `pip install '.[server]'`.
+EXTRAS := server,worker,voice,dev
 HOST ?= 127.0.0.1
 PORT ?= 8080
 # Debian packages the tests use: speech for the voice pipeline, a browser for the widget,
@@ -21,15 +24,16 @@ LIVEKIT_SERVER ?= $(or $(shell command -v livekit-server 2>/dev/null),$(LIVEKIT_
 export LIVEKIT_SERVER
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps bench-deps livekit postgres dev test lint format widget widget-check bench bench-quick clean
+.PHONY: help install system-deps bench-deps livekit postgres dev test lint check-extras format widget widget-check bench bench-quick clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+# Refreshed when pyproject.toml (the dependencies) or this file (EXTRAS) changes.
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create or refresh .venv from pyproject.toml
@@ -70,9 +74,13 @@ test: $(STAMP) system-deps livekit ## Run the whole test suite (SQLite and Postg
 	TEST_POSTGRES_ADMIN_URL="$${TEST_POSTGRES_ADMIN_URL:-$$(scripts/postgres.sh)}" \
 	  scripts/netns.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff: lint and format check
+lint: $(STAMP) ## ruff (lint and format check) and deptry (every imported package is declared)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/deptry .
+
+check-extras: $(STAMP) ## Resolve each role's install alone and check the token server's has no torch
+	$(BIN)/python scripts/check_extras.py
 
 format: $(STAMP) ## ruff: fix what can be fixed and format
 	$(BIN)/ruff check --fix .

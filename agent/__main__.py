@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -18,7 +19,7 @@ import warnings
 from livekit.agents import cli
 from pydantic import ValidationError
 
-from characters.ingest_token import SHORT_KEY_WARNING, quiet_short_secret
+from characters.events import SHORT_KEY_WARNING, quiet_short_secret
 from characters.voice_models import VOICE_MODELS
 
 from .settings import Settings
@@ -47,6 +48,8 @@ def _voice_weights_missing() -> str | None:
     from voice_service.settings import ServiceSettings
     from voice_service.weights import ModelNotFoundError, locate
 
+    if importlib.util.find_spec("chatterbox") is None:  # a worker installed without '.[voice]'
+        return "the voice service is not installed here: `pip install '.[voice]'`, or set CHATTERBOX_URL"
     try:
         settings = ServiceSettings()
         for name in settings.models:

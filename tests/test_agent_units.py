@@ -265,6 +265,22 @@ def test_the_worker_names_the_command_that_fetches_missing_voice_weights(monkeyp
     assert "python -m voice_service download chatterbox-en-v1" in why
 
 
+def test_a_worker_installed_without_the_voice_extra_names_it(monkeypatch):
+    import importlib.util
+
+    from agent.__main__ import _start_embedded_voice_service
+    from agent.voice import EMBEDDED_VOICE_ERROR_ENV
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "chatterbox" else find_spec(name, *a)
+    )
+    monkeypatch.setenv(EMBEDDED_VOICE_ERROR_ENV, "")
+    assert _start_embedded_voice_service() is None
+    why = os.environ[EMBEDDED_VOICE_ERROR_ENV]
+    assert "pip install '.[voice]'" in why and "CHATTERBOX_URL" in why
+
+
 def test_reporter_turns_chat_items_into_transcripts_and_turn_metrics():
     events: list[SessionEvent] = []
     reporter = SessionReporter(events.append, language="en-US")
