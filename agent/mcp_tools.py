@@ -30,8 +30,8 @@ from typing import Any
 from livekit.agents import llm
 from livekit.agents.llm.mcp import MCPServerHTTP
 
+from characters.env_refs import MissingEnvironment, missing_env_refs, resolve_env_refs
 from characters.events import Error, SessionEvent, ToolCall
-from characters.model import ENV_REF
 from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
 from characters.templates import lookup_metadata
 
@@ -41,24 +41,15 @@ Report = Callable[[SessionEvent], None]
 _CONNECT_TIMEOUT = 10.0
 
 
-class MissingEnvironment(ValueError):
-    """A header template references environment variables the worker does not have."""
-
-    def __init__(self, names: list[str]) -> None:
-        super().__init__(f"environment variables not set: {', '.join(names)}")
-        self.names = names
-
-
 def resolve_header_templates(templates: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
     """Header values with every `${NAME}` replaced from `environ`.
 
     Raises:
-        MissingEnvironment: some referenced variable is unset or empty.
+        MissingEnvironment: some referenced variable is unset or empty (all of them named).
     """
-    missing = sorted({m[1] for v in templates.values() for m in ENV_REF.finditer(v) if not environ.get(m[1])})
-    if missing:
+    if missing := missing_env_refs(templates.values(), environ):
         raise MissingEnvironment(missing)
-    return {k: ENV_REF.sub(lambda m: environ[m[1]], v) for k, v in templates.items()}
+    return {k: resolve_env_refs(v, environ) for k, v in templates.items()}
 
 
 def merged_headers(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
@@ -22,7 +21,6 @@ from .voice_models import VoiceModelName
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 T = TypeVar("T")
-ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # How a session talks: spoken turns (and typed ones beside them), or typed turns only.
 SessionMode = Literal["voice", "text"]

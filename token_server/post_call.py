@@ -21,7 +21,6 @@ import hmac
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ import aiohttp
 import sqlalchemy as sa
 
 from characters import Character
+from characters.env_refs import MissingEnvironment, resolve_env_refs
 
 from .clock import as_utc, utcnow
 from .db import Database, sessions, webhook_attempts, webhook_deliveries
@@ -37,7 +37,6 @@ from .db import Database, sessions, webhook_attempts, webhook_deliveries
 log = logging.getLogger("token_server.post_call")
 
 SIGNATURE_HEADER = "X-Oshara-Signature"
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 # How much longer than the POST's timeout a lease lasts: time to build the payload
 # before the POST and to record the attempt after it.
 LEASE_MARGIN_SECONDS = 50.0
@@ -50,11 +49,13 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def resolve_secret(value: str | None) -> str | None:
-    """A `${ENV_NAME}` reference resolved from the environment; a literal as it is."""
+    """The webhook secret with its `${ENV_NAME}` references resolved; None if one is unset or empty."""
     if value is None:
         return None
-    match = _ENV_REF.match(value)
-    return os.environ.get(match[1]) if match else value
+    try:
+        return resolve_env_refs(value, os.environ)
+    except MissingEnvironment:
+        return None
 
 
 @dataclass(frozen=True)
