@@ -19,7 +19,7 @@ import warnings
 from livekit.agents import cli
 from pydantic import ValidationError
 
-from characters.events import SHORT_KEY_WARNING, quiet_short_secret
+from characters.ingest_token import SHORT_KEY_WARNING, quiet_short_secret
 from characters.voice_models import VOICE_MODELS
 
 from .settings import Settings
