@@ -5,24 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from characters.livekit_settings import LiveKitSettings
 from characters.loader import DEFAULT_CHARACTERS_DIR
 
 
-class Settings(BaseSettings):
+class Settings(LiveKitSettings):
     """Every setting has an environment variable of the same name in capitals.
 
-    The LiveKit defaults match `livekit-server --dev`; `AGENT_NAME` matches the
-    token server's default, which dispatches the agent by that name.
+    The LiveKit ones, and `AGENT_NAME` the agent registers under, are the token
+    server's too (`LiveKitSettings`).
     """
-
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
-    livekit_url: str = "ws://localhost:7880"
-    livekit_api_key: str = "devkey"
-    livekit_api_secret: SecretStr = SecretStr("secret")
-    agent_name: str = "oshara-agent"
 
     token_server_url: str = "http://127.0.0.1:8080"  # noqa: S105 - a URL, not a secret
 

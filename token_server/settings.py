@@ -6,23 +6,21 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
 
 from characters import DEFAULT_CHARACTERS_DIR
+from characters.livekit_settings import LiveKitSettings
 
 
-class Settings(BaseSettings):
+class Settings(LiveKitSettings):
     """Every setting has an environment variable of the same name in capitals.
 
-    The LiveKit defaults match `livekit-server --dev`.
+    The LiveKit ones, and the `AGENT_NAME` sessions dispatch, are the worker's too
+    (`LiveKitSettings`); `LIVEKIT_API_URL` is where the API is called when it is not
+    at `LIVEKIT_URL`.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
-    livekit_url: str = "ws://localhost:7880"
     livekit_api_url: str | None = None
-    livekit_api_key: str = "devkey"
-    livekit_api_secret: SecretStr = SecretStr("secret")
     livekit_timeout_seconds: float = Field(10.0, gt=0, le=60)
     # "room": CreateRoom carries the dispatch. "explicit": also call CreateDispatch,
     # for older self-hosted servers that ignore CreateRoom's `agents`.
@@ -32,7 +30,6 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./data/oshara.db"
     characters_dir: Path = DEFAULT_CHARACTERS_DIR
-    agent_name: str = "oshara-agent"
     token_server_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     token_ttl_seconds: int = Field(3600, ge=60, le=24 * 3600)
     global_max_concurrent_sessions: int | None = Field(None, ge=1)
