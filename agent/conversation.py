@@ -30,20 +30,19 @@ from livekit.agents.voice.events import CloseEvent, ErrorEvent
 from livekit.agents.voice.io import AudioInput, AudioOutput
 from livekit.agents.voice.room_io import RoomOptions, TextInputOptions
 
-from characters.events import Error, SessionEvent, SessionStarted
+from characters.events import Error, SessionStarted
 from characters.session_config import DispatchConfig, SessionConfig
 
 from .ending import EndCall
 from .forms import FORM_TOPIC, FormSession
 from .instructions import build_instructions
 from .mcp_tools import MCPTools, connect_mcp_tools
-from .reporting import SessionReporter, error_source
+from .reporting import Report, SessionReporter, error_source
 from .settings import Settings
 from .typed_turns import take_typed_turn
 
 logger = logging.getLogger("oshara.agent.conversation")
 
-Report = Callable[[SessionEvent], None]
 AGENT_VERSION = "oshara-agent/0.1.0"
 APOLOGY = "Sorry, I had a problem on my side. Could you say that again?"
 TEXT_MODE_NOTE = (

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
 from livekit.agents import RunContext, llm
 
-from characters.events import SessionEvent, ToolCall
+from characters.events import ToolCall
 
-from .reporting import SessionReporter
+from .reporting import Report, SessionReporter
 
 logger = logging.getLogger("oshara.agent.ending")
 
-Report = Callable[[SessionEvent], None]
 
 END_CALL_DESCRIPTION = (
     "End the call. Use it only when the user clearly says they are done, or the task is "

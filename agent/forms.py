@@ -18,15 +18,16 @@ from typing import Any
 
 from livekit.agents import llm
 
-from characters.events import FormUpdated, SessionEvent, ToolCall
+from characters.events import FormUpdated, ToolCall
 from characters.model import FormConfig, FormField
+
+from .reporting import Report
 
 logger = logging.getLogger("oshara.agent.forms")
 
 FORM_TOPIC = "oshara.form"
 """Text-stream topic on which accepted answers reach the room, as JSON {"field", "value"}."""
 
-Report = Callable[[SessionEvent], None]
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")

@@ -23,7 +23,7 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,13 +31,14 @@ from livekit.agents import llm
 from livekit.agents.llm.mcp import MCPServerHTTP
 
 from characters.env_refs import MissingEnvironment, missing_env_refs, resolve_env_refs
-from characters.events import Error, SessionEvent, ToolCall
+from characters.events import Error, ToolCall
 from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
 from characters.templates import lookup_metadata
 
+from .reporting import Report
+
 logger = logging.getLogger("oshara.agent.mcp")
 
-Report = Callable[[SessionEvent], None]
 _CONNECT_TIMEOUT = 10.0
 
 

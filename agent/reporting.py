@@ -30,6 +30,8 @@ from .typed_turns import is_typed
 
 logger = logging.getLogger("oshara.agent.reporting")
 
+# How a part of the session hands an event on (in the worker, `IngestClient.emit`, which
+# batches it for the token server); every part takes one, so a test can collect its events.
 Report = Callable[[SessionEvent], None]
 
 
