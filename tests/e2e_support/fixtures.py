@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dev.livekit_server import LiveKitServerMissing, find_binary
+from tests.tts_support.engine import tiny_model_root
 
 from .stack import ADDRESSES, VoiceService, start_voice_service
 
@@ -37,13 +36,7 @@ def livekit_binary() -> str:
 @pytest.fixture(scope="session")
 def voice_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceService]:
     """The real voice service with tiny random Chatterbox weights, for every e2e test."""
-    models = Path(tmp_path_factory.mktemp("tiny-models"))
-    # made by the service's own command, so torch stays out of the test process
-    subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "voice_service", "make-tiny-model", str(models / "chatterbox-en-v1")],
-        check=True,
-        capture_output=True,
-    )
-    service = start_voice_service(Path(tmp_path_factory.mktemp("voice-service")), models)
+    # the run's shared tiny model, made by the service's own command: torch stays out of this process
+    service = start_voice_service(Path(tmp_path_factory.mktemp("voice-service")), tiny_model_root())
     yield service
     service.process.stop()
