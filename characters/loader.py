@@ -8,6 +8,7 @@ import yaml
 from pydantic import ValidationError
 
 from .model import Character
+from .validation import validation_problems
 
 
 class CharacterFileError(ValueError):
@@ -20,11 +21,7 @@ class CharacterFileError(ValueError):
 
 
 def _problems(exc: ValidationError) -> list[str]:
-    out = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "(file)"
-        out.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-    return out
+    return [f"{p['field']}: {p['message']}" for p in validation_problems(exc, root="(file)")]
 
 
 def load_character(path: Path) -> Character:

@@ -25,6 +25,8 @@ import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 from pydantic import Field, SecretStr, ValidationError
 
+from characters.validation import error_field
+
 from . import strict_json
 from .errors import Forbidden, Unauthorized
 from .schemas import MAX_GRANT_CHARS, SessionFields
@@ -96,7 +98,7 @@ def verify_grant(token: str, keys: Iterable[SecretStr], *, now: float | None = N
         claims = GrantClaims.model_validate(raw)
     except (ValueError, UnicodeDecodeError, RecursionError, strict_json.BodyRefused, ValidationError) as exc:
         fields = (
-            ", ".join(".".join(str(p) for p in e["loc"]) or "(claims)" for e in exc.errors())
+            ", ".join(error_field(e, root="(claims)") for e in exc.errors())
             if isinstance(exc, ValidationError)
             else "(claims)"
         )

@@ -29,6 +29,8 @@ from pydantic import (
     field_validator,
 )
 
+from characters.validation import error_message
+
 from . import strict_json
 from .clock import as_utc
 from .errors import NotFound, ValidationFailed
@@ -153,11 +155,11 @@ def read_query(request: web.Request, model: type[QueryModel]) -> QueryModel:
         for err in exc.errors(include_url=False, include_input=False, include_context=False):
             field = str(err["loc"][0])[:64] if err["loc"] else "(query)"
             message = (
-                "is not a parameter of this endpoint" if err["type"] == "extra_forbidden" else err["msg"]
+                "is not a parameter of this endpoint"
+                if err["type"] == "extra_forbidden"
+                else error_message(err)
             )
-            problems.append(
-                {"field": field, "type": err["type"], "message": message.removeprefix("Value error, ")}
-            )
+            problems.append({"field": field, "type": err["type"], "message": message})
     if problems:
         raise _bad(problems)
     return query

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from characters import Character, DispatchConfig, SessionConfig
 from characters.templates import MissingVariables, RenderedTooLong, lookup_metadata, render
+from characters.validation import validation_problems
 from characters.voice_models import VoiceModelError, resolve_voice_model
 
 from .access import Caller, Decided, decide_fields
@@ -38,16 +39,6 @@ MAX_RENDERED_PROMPT = 40_000
 MAX_RENDERED_GREETING = 4_000
 
 
-def validation_details(exc: ValidationError) -> list[dict[str, str]]:
-    """One entry per bad field: its dotted path and what is wrong (never its value)."""
-    details = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
-        field = ".".join(str(p) for p in err["loc"]) or "(body)"
-        message = err["msg"].removeprefix("Value error, ")
-        details.append({"field": field, "type": err["type"], "message": message})
-    return details
-
-
 def parse_request(raw: Any) -> StartSessionRequest:
     """Validate the body of `POST /v1/sessions`.
 
@@ -62,7 +53,7 @@ def parse_request(raw: Any) -> StartSessionRequest:
     try:
         return StartSessionRequest.model_validate(raw)
     except ValidationError as exc:
-        details = validation_details(exc)
+        details = validation_problems(exc, root="(body)")
         names = ", ".join(d["field"] for d in details)
         raise ValidationFailed(f"Some fields are not valid: {names}.", details=details) from None
 

@@ -10,12 +10,12 @@ from pydantic import ValidationError
 
 from characters.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, EventBatch
 from characters.ingest_token import verify_ingest_token
+from characters.validation import validation_problems
 
 from .access import bearer_token
 from .clock import as_utc, utcnow
 from .errors import Conflict, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed, read_json
 from .lifecycle import SessionLifecycle
-from .session_start import validation_details
 from .settings import Settings
 from .store import SessionStore
 
@@ -63,7 +63,9 @@ class WorkerEvents:
         try:
             batch = EventBatch.model_validate(raw)
         except ValidationError as exc:
-            raise ValidationFailed("Some events are not valid.", details=validation_details(exc)) from None
+            raise ValidationFailed(
+                "Some events are not valid.", details=validation_problems(exc, root="(body)")
+            ) from None
 
         # Tool-call arguments were redacted as the batch validated (`ToolCall`).
         events = [event.model_dump(mode="json") for event in batch.events]
