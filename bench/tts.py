@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import statistics
 import time
@@ -44,19 +43,6 @@ TEXTS = {
 }
 DEFAULT_TINY_DIR = Path.home() / ".cache" / "oshara" / "bench-tiny-model"
 RESULTS = Path(__file__).resolve().parent / "results" / "tts.json"
-
-
-def clip_wav(seconds: float, pitch: float, sample_rate: int = 16_000) -> bytes:
-    """A voiced-sounding tone as WAV bytes: a reference clip for cloning."""
-    import numpy as np
-    import soundfile
-
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    tone = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in range(1, 6))
-    samples = (0.2 * tone * 0.5 * (1 + np.sin(2 * np.pi * 4 * t))).astype(np.float32)
-    out = io.BytesIO()
-    soundfile.write(out, samples, sample_rate, format="WAV")
-    return out.getvalue()
 
 
 class FirstChunkTimer:
