@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from characters.ingest_token import SHORT_KEY_WARNING, quiet_short_secret
 from characters.voice_models import VOICE_MODELS
 
+from .providers import EMBEDDED_VOICE_ERROR_ENV, missing_providers
 from .settings import Settings
-from .voice import EMBEDDED_VOICE_ERROR_ENV, missing_providers
 from .worker import CONSOLE_CHARACTER_ENV, build_server
 
 

@@ -1,4 +1,4 @@
-"""Building the session's models: VAD, turn detector, STT, LLM and TTS.
+"""Every provider a session uses, built here: VAD, turn detector, STT, LLM and TTS.
 
 Every model is constructed explicitly from a plugin with a base URL, never from
 a model string such as "deepgram/nova-3", which would route to LiveKit Cloud's
@@ -24,7 +24,7 @@ from .settings import Settings
 # livekit only allows on the main thread (console jobs run in a worker thread).
 from .tts import TTS as ChatterboxTTS
 
-logger = logging.getLogger("oshara.agent.voice")
+logger = logging.getLogger("oshara.agent.providers")
 
 
 EMBEDDED_VOICE_ERROR_ENV = "OSHARA_EMBEDDED_VOICE_ERROR"

@@ -39,8 +39,8 @@ from characters.voice_models import resolve_voice_model
 
 from .conversation import Conversation, SessionModels, greet, start_conversation
 from .ingest import IngestClient
+from .providers import LocalModels, ProviderUnavailable, build_llm, build_stt, build_tts, load_local_models
 from .settings import Settings
-from .voice import LocalModels, ProviderUnavailable, build_llm, build_stt, build_tts, load_local_models
 
 logger = logging.getLogger("oshara.agent.worker")
 

@@ -269,7 +269,7 @@ async def measure_capacity(quick: bool) -> tuple[list[dict[str, Any]], dict[str,
 
     from livekit.agents import utils
 
-    from agent.voice import load_local_models
+    from agent.providers import load_local_models
 
     seconds = 5.0 if quick else 12.0
     sweep = [2] if quick else [1, 2, 4, 8, 12, 16]

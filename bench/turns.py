@@ -47,7 +47,7 @@ from livekit.agents.testing import fake_job_context
 from pydantic import SecretStr
 
 from agent.conversation import Conversation
-from agent.voice import load_local_models
+from agent.providers import load_local_models
 from agent.worker import run_session
 from bench.common import cli, save, save_plot, table
 from bench.voice_support import (

@@ -36,8 +36,8 @@ from livekit import rtc
 from pydantic import SecretStr
 
 from agent.conversation import Conversation, SessionModels, start_conversation
+from agent.providers import LocalModels, build_llm, build_stt, build_tts
 from agent.settings import Settings
-from agent.voice import LocalModels, build_llm, build_stt, build_tts
 from agent.worker import console_session
 from characters.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput

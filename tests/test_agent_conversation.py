@@ -23,8 +23,8 @@ from livekit.plugins import deepgram, openai
 
 from agent.conversation import Conversation, SessionModels, greet, start_conversation
 from agent.ingest import IngestClient
+from agent.providers import build_tts, load_local_models
 from agent.settings import Settings
-from agent.voice import build_tts, load_local_models
 from characters.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
 from tests.agent_support.deepgram_standin import DeepgramStandIn

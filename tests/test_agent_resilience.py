@@ -12,8 +12,8 @@ from livekit.agents import utils
 from livekit.plugins import openai
 
 from agent.conversation import APOLOGY, SessionModels, start_conversation
+from agent.providers import load_local_models
 from agent.settings import Settings
-from agent.voice import load_local_models
 from characters.events import SessionEvent
 from characters.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput

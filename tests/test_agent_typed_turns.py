@@ -23,9 +23,9 @@ from livekit.plugins import openai
 
 from agent.conversation import Conversation, SessionModels, greet, room_options, start_conversation
 from agent.ingest import IngestClient
+from agent.providers import EMBEDDED_VOICE_ERROR_ENV, LocalModels, ProviderUnavailable, load_local_models
 from agent.settings import Settings
 from agent.typed_turns import MAX_TYPED_CHARS, take_typed_turn
-from agent.voice import EMBEDDED_VOICE_ERROR_ENV, LocalModels, ProviderUnavailable, load_local_models
 from agent.worker import _build_models
 from characters.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput

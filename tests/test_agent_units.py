@@ -12,9 +12,9 @@ from livekit.agents.voice.events import ConversationItemAddedEvent
 from agent.forms import FormSession, InvalidAnswer, validate_answer
 from agent.instructions import METADATA_CLOSE, build_instructions, metadata_block
 from agent.mcp_tools import MissingEnvironment, hide_arguments, merged_headers, resolve_header_templates
+from agent.providers import build_llm, build_stt, build_tts, stt_language
 from agent.reporting import SessionReporter
 from agent.settings import Settings
-from agent.voice import build_llm, build_stt, build_tts, stt_language
 from characters.events import SessionEvent, ToolCall
 from characters.model import FormConfig, FormField
 from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
@@ -215,7 +215,7 @@ def test_models_are_built_from_plugins_with_base_urls():
 
 
 def test_missing_provider_settings_are_named():
-    from agent.voice import ProviderUnavailable
+    from agent.providers import ProviderUnavailable
 
     settings = Settings(_env_file=None)
     with pytest.raises(ProviderUnavailable, match="DEEPGRAM_API_KEY"):
@@ -227,7 +227,7 @@ def test_missing_provider_settings_are_named():
 
 
 def test_empty_provider_settings_are_unset_and_every_missing_one_is_named(monkeypatch):
-    from agent.voice import EMBEDDED_VOICE_ERROR_ENV, ProviderUnavailable, missing_providers
+    from agent.providers import EMBEDDED_VOICE_ERROR_ENV, ProviderUnavailable, missing_providers
 
     monkeypatch.setenv(EMBEDDED_VOICE_ERROR_ENV, "the embedded voice service cannot start: run `x`")
     # `KEY=` lines of a copied .env.example
@@ -253,7 +253,7 @@ def test_empty_provider_settings_are_unset_and_every_missing_one_is_named(monkey
 
 def test_the_worker_names_the_command_that_fetches_missing_voice_weights(monkeypatch, tmp_path):
     from agent.__main__ import _start_embedded_voice_service
-    from agent.voice import EMBEDDED_VOICE_ERROR_ENV
+    from agent.providers import EMBEDDED_VOICE_ERROR_ENV
 
     monkeypatch.setenv(EMBEDDED_VOICE_ERROR_ENV, "")
     monkeypatch.setenv("CHATTERBOX_CACHE_DIR", str(tmp_path))  # nothing downloaded there
@@ -269,7 +269,7 @@ def test_a_worker_installed_without_the_voice_extra_names_it(monkeypatch):
     import importlib.util
 
     from agent.__main__ import _start_embedded_voice_service
-    from agent.voice import EMBEDDED_VOICE_ERROR_ENV
+    from agent.providers import EMBEDDED_VOICE_ERROR_ENV
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(

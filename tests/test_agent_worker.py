@@ -20,8 +20,8 @@ from livekit.agents.testing import fake_job_context
 from livekit.plugins import openai
 
 from agent.conversation import Conversation, SessionModels
+from agent.providers import EMBEDDED_VOICE_ERROR_ENV, LocalModels, load_local_models
 from agent.settings import Settings
-from agent.voice import EMBEDDED_VOICE_ERROR_ENV, LocalModels, load_local_models
 from agent.worker import build_server, console_session, current_load, prewarm, run_session
 from characters.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
