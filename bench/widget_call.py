@@ -41,6 +41,7 @@ from tests.test_e2e_browser import (
     serve_site,
     widget,
 )
+from voice_service.protocol import SPEECH_PATH
 
 GREETING = "Hi Ada, I'm Sam from support. How can I help?"
 FIRST_SOUND = """async () => {
@@ -97,8 +98,6 @@ async def one_call(stack: Stack, site, browser) -> dict[str, float]:
 
 
 async def voice_first_byte(voice_url: str) -> float:
-    from agent.tts.plugin import SPEECH_PATH  # the path the worker's plugin posts to
-
     payload = {"text": GREETING, "voice_model": "chatterbox-en-v1", "language": "en-US"}
     async with aiohttp.ClientSession() as http:
         started = time.monotonic()
@@ -124,7 +123,7 @@ async def run(quick: bool) -> dict:
         models = work / "tiny-models"
         await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "agent.tts", "make-tiny-model", str(models / "chatterbox-en-v1")],
+            [sys.executable, "-m", "voice_service", "make-tiny-model", str(models / "chatterbox-en-v1")],
             check=True,
             capture_output=True,
         )

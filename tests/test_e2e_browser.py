@@ -24,18 +24,11 @@ import numpy as np
 import pytest
 import soundfile
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.agent_support.speech import silence, speak
 from tests.agent_support.support_call import TRANSCRIPTS, support_script
-from tests.browser_support.browser import (
-    BASE_ARGS,
-    CHROMIUM,
-    FAKE_UI_ARG,
-    ConsoleWatch,
-    require_chromium,
-    screenshot,
-)
+from tests.browser_support.browser import ConsoleWatch, chromium, screenshot
 from tests.e2e_support.stack import SERVER_KEY, Stack, no_voice_env, run_stack, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -70,10 +63,9 @@ OUTBOUND_AUDIO_PACKETS = """async () => {
   }
   return total;
 }"""
-AUDIO_PLAYING = """() => {
-  const root = document.querySelector('oshara-widget').shadowRoot;
-  return [...root.querySelectorAll('audio[data-oshara-audio]')].some((a) => !a.paused && a.currentTime > 0);
-}"""
+AUDIO_PLAYING = """() => [...document.querySelectorAll('oshara-widget')]
+  .flatMap((w) => [...w.shadowRoot.querySelectorAll('audio[data-oshara-audio]')])
+  .some((a) => !a.paused && a.currentTime > 0)"""
 
 
 def microphone_wav(path: Path) -> Path:
@@ -150,29 +142,41 @@ async def serve_site(stack: Stack) -> AsyncIterator[Site]:
 
 
 @asynccontextmanager
-async def chromium_with_microphone(wav: Path | None) -> AsyncIterator[Browser]:
-    """Chromium whose fake microphone plays `wav`; with None, any microphone request is refused."""
-    require_chromium()
-    if wav is None:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=BASE_ARGS, headless=True)
-            try:
-                yield browser
-            finally:
-                await browser.close()
-        return
-    args = [
-        *BASE_ARGS,
-        FAKE_UI_ARG,
-        f"--use-file-for-fake-audio-capture={wav}%noloop",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+async def chromium_with_microphone(wav: Path | None, *, secure: str | None = None) -> AsyncIterator[Browser]:
+    """Chromium whose fake microphone plays `wav`; with None, any microphone request is refused.
+
+    `secure` names an http origin on a veth address for Chromium to treat as secure (only
+    loopback is, by default), so a page served from it may use the microphone.
+    """
+    extra = [f"--unsafely-treat-insecure-origin-as-secure={secure}"] if secure else []
+    if wav is not None:
+        extra += [
+            f"--use-file-for-fake-audio-capture={wav}%noloop",
+            "--autoplay-policy=no-user-gesture-required",
+        ]
+    async with chromium(grant_microphone=wav is not None, extra_args=extra) as browser:
+        yield browser
+
+
+@asynccontextmanager
+async def shop_call(
+    tmp_path: Path, voice_url: str | None, **stack_options
+) -> AsyncIterator[tuple[Stack, Site, Browser]]:
+    """The e2e stack, the customer's site, and Chromium speaking the user's WAV (None: a text chat)."""
+    wav = microphone_wav(tmp_path / "user.wav") if voice_url else None
+    async with (
+        run_stack(
+            tmp_path,
+            voice_url=voice_url,
+            script=support_script,
+            transcripts=TRANSCRIPTS if voice_url else [],
+            origin="http://127.0.0.1:*",
+            **stack_options,
+        ) as stack,
+        serve_site(stack) as site,
+        chromium_with_microphone(wav) as browser,
+    ):
+        yield stack, site, browser
 
 
 async def open_shop(browser: Browser, site: Site) -> tuple[Page, ConsoleWatch]:
@@ -213,18 +217,7 @@ async def _call(stack: Stack, site: Site, browser: Browser) -> tuple[Page, Conso
 
 
 async def test_a_call_in_the_browser(tmp_path: Path, voice_service) -> None:
-    wav = microphone_wav(tmp_path / "user.wav")
-    async with (
-        run_stack(
-            tmp_path,
-            voice_url=voice_service.url,
-            script=support_script,
-            transcripts=TRANSCRIPTS,
-            origin="http://127.0.0.1:*",
-        ) as stack,
-        serve_site(stack) as site,
-        chromium_with_microphone(wav) as browser,
-    ):
+    async with shop_call(tmp_path, voice_service.url) as (stack, site, browser):
         page, console, started = await _call(stack, site, browser)
         assert site.grants == 1
         heard_greeting = time.monotonic() - started
@@ -289,18 +282,7 @@ def _ended(stack: Stack, session_id: str):
 
 @pytest.mark.parametrize("fault", ["agent", "network"])
 async def test_the_widget_says_what_went_wrong(tmp_path: Path, voice_service, fault: str) -> None:
-    wav = microphone_wav(tmp_path / "user.wav")
-    async with (
-        run_stack(
-            tmp_path,
-            voice_url=voice_service.url,
-            script=support_script,
-            transcripts=TRANSCRIPTS,
-            origin="http://127.0.0.1:*",
-        ) as stack,
-        serve_site(stack) as site,
-        chromium_with_microphone(wav) as browser,
-    ):
+    async with shop_call(tmp_path, voice_service.url) as (stack, site, browser):
         page, console, _ = await _call(stack, site, browser)
         if fault == "agent":
             await asyncio.to_thread(stack.workers[0].kill)
@@ -325,18 +307,7 @@ async def test_the_widget_says_what_went_wrong(tmp_path: Path, voice_service, fa
 
 async def test_a_text_chat_in_the_browser_needs_no_microphone_and_no_voice(tmp_path: Path) -> None:
     # no voice service, no speech recognition, and a browser that refuses any microphone request
-    async with (
-        run_stack(
-            tmp_path,
-            voice_url=None,
-            script=support_script,
-            transcripts=[],
-            origin="http://127.0.0.1:*",
-            worker_env=no_voice_env(tmp_path),
-        ) as stack,
-        serve_site(stack) as site,
-        chromium_with_microphone(None) as browser,
-    ):
+    async with shop_call(tmp_path, None, worker_env=no_voice_env(tmp_path)) as (stack, site, browser):
         site.attributes = 'data-mode="text"'
         page, console = await open_shop(browser, site)
         await page.get_by_role("button", name="Start a chat: Sam").click()
@@ -355,4 +326,34 @@ async def test_a_text_chat_in_the_browser_needs_no_microphone_and_no_voice(tmp_p
         typed = [e for e in await stack.events(session["session_id"], "transcript") if e["role"] == "user"]
         assert [(e["text"], e["source"]) for e in typed] == [("Where is my order A123?", "text")]
         assert await page.evaluate("window.violations") == []
+        assert console.unexpected() == []
+
+
+async def test_the_demo_page_in_a_real_call(tmp_path: Path, voice_service) -> None:
+    wav = microphone_wav(tmp_path / "user.wav")
+    async with (
+        run_stack(
+            tmp_path, voice_url=voice_service.url, script=support_script, transcripts=TRANSCRIPTS, origin="*"
+        ) as stack,
+        chromium_with_microphone(wav, secure=stack.token_server_url) as browser,
+    ):
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        console = ConsoleWatch().attach(page)
+        await page.add_init_script(TRACK_PEER_CONNECTIONS)
+        await page.goto(f"{stack.token_server_url}/")
+        sam = page.get_by_role("list", name="Characters").locator(":scope > li").filter(has_text="Sam")
+        await sam.get_by_role("textbox", name="Metadata (JSON object)").fill('{"user_name": "Grace"}')
+        await sam.get_by_role("button", name="Call Sam").click()
+        card = sam.locator("oshara-widget")
+        # the page's own metadata fills the greeting (never a tool argument)
+        await expect(card.get_by_role("log", name="Transcript")).to_contain_text(
+            "Hi Grace, I'm Sam from support.", timeout=60_000
+        )
+        await wait_until(lambda: page.evaluate(AUDIO_PLAYING), 30, "the greeting's audio to play")
+        assert await inbound_bytes(page) > 0
+        await screenshot(page, "26-demo-live-call")
+        await card.get_by_role("button", name="Hang up").click()
+        await expect(card.get_by_role("status")).to_have_text("Call ended")
+        (session,) = (await stack.get("/v1/sessions"))["sessions"]
+        await wait_until(_ended(stack, session["session_id"]), 30, "the session to end")
         assert console.unexpected() == []

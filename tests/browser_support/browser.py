@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +36,12 @@ def require_chromium() -> None:
 
 
 @asynccontextmanager
-async def chromium(*, grant_microphone: bool = True) -> AsyncIterator[Browser]:
+async def chromium(
+    *, grant_microphone: bool = True, extra_args: Sequence[str] = ()
+) -> AsyncIterator[Browser]:
     """Headless Debian Chromium (never a Playwright-downloaded browser)."""
     require_chromium()
-    args = [*BASE_ARGS, FAKE_UI_ARG] if grant_microphone else BASE_ARGS
+    args = [*BASE_ARGS, *([FAKE_UI_ARG] if grant_microphone else []), *extra_args]
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
         try:
