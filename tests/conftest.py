@@ -9,7 +9,6 @@ server's `livekit_api_url`.
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,12 +27,8 @@ from token_server import clock as token_server_clock
 from token_server.app import create_app
 from token_server.settings import Settings
 
-pytest_plugins = ["tests.e2e_support.fixtures", "tests.api_fuzz_report"]
-
-# What kind of test it is: every test module names one (`pytestmark`), so a run can pick
-# its kinds (`-m unit`, `-m "not e2e"`). `postgres` says what some tests need, not what
-# they are; `gpu` is both (real weights on a GPU box, nowhere else).
-CATEGORY_MARKERS = frozenset({"unit", "integration", "voice", "browser", "e2e", "gpu"})
+# tests.markers: every test module must carry a category marker, or the run stops.
+pytest_plugins = ["tests.e2e_support.fixtures", "tests.api_fuzz_report", "tests.markers", "pytester"]
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_CHARACTERS = FIXTURES / "characters"
@@ -44,25 +39,6 @@ REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", f"postgresql://postgres@/postgres?host={REPO}/.tools/postgres/socket&port=5432"
 )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Refuse the run when a test module declares none of `CATEGORY_MARKERS` in its `pytestmark`."""
-    unmarked = set()
-    for item in items:
-        module = item.getparent(pytest.Module)
-        if module is None:
-            continue
-        marks = getattr(module.obj, "pytestmark", [])
-        names = {m.name for m in (marks if isinstance(marks, list) else [marks])}
-        if not names & CATEGORY_MARKERS:
-            unmarked.add(inspect.getfile(module.obj))
-    if unmarked:
-        listed = ", ".join(sorted(str(Path(f).relative_to(REPO)) for f in unmarked))
-        raise pytest.UsageError(
-            f"test modules without a category marker ({', '.join(sorted(CATEGORY_MARKERS))}): {listed}; "
-            "add `pytestmark = pytest.mark.<category>`"
-        )
 
 
 def pg_database_url(name: str, driver: str = "postgresql+asyncpg") -> str:
