@@ -74,9 +74,10 @@ test: $(STAMP) system-deps livekit ## Run the whole test suite (SQLite and Postg
 	TEST_POSTGRES_ADMIN_URL="$${TEST_POSTGRES_ADMIN_URL:-$$(scripts/postgres.sh)}" \
 	  scripts/netns.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint and format check) and deptry (every imported package is declared)
+lint: $(STAMP) ## ruff (lint and format check), mypy (types) and deptry (every imported package is declared)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/deptry .
 
 check-extras: $(STAMP) ## Resolve each role's install alone and check the token server's has no torch

@@ -334,7 +334,7 @@ def build_server(settings: Settings) -> AgentServer:
         max_sessions=settings.max_sessions_per_worker,
         count_cpu=settings.load_threshold < 1,
     )
-    port = {} if settings.worker_http_port is None else {"port": settings.worker_http_port}
+    port: dict[str, Any] = {} if settings.worker_http_port is None else {"port": settings.worker_http_port}
     idle = settings.idle_processes
     server = AgentServer(
         **port,

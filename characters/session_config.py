@@ -12,13 +12,13 @@ Two halves, one contract for producer and consumer:
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from .model import Character, FormConfig, LLMConfig, MCPServerConfig, SessionMode, STTConfig, VoiceSettings
 
-SESSION_CONFIG_VERSION = 1
+SESSION_CONFIG_VERSION: Final = 1
 
 
 class _Wire(BaseModel):

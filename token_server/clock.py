@@ -8,6 +8,7 @@ instead of editing the times stored in the database.
 from __future__ import annotations
 
 import datetime as dt
+from typing import overload
 
 
 class Clock:
@@ -26,6 +27,10 @@ def utcnow() -> dt.datetime:
     return CLOCK.now()
 
 
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     """A stored time as aware UTC (SQLite hands back naive values, all written as UTC)."""
     if value is None or value.tzinfo is not None:

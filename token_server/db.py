@@ -235,7 +235,7 @@ class Database:
     async def dispose(self) -> None:
         """Close every connection and the writer thread."""
         await self.engine.dispose()
-        if self._writer is not None:
+        if self._writer is not None and self._sync_engine is not None:
             await asyncio.get_running_loop().run_in_executor(self._writer, self._sync_engine.dispose)
             self._writer.shutdown(wait=False)  # idle: the dispose above ran on it last
 

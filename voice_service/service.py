@@ -174,7 +174,8 @@ async def speech(request: web.Request) -> web.StreamResponse:
         fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
         raise RequestError(422, "invalid_request", f"invalid fields: {', '.join(fields) or 'body'}") from None
     try:
-        engine, language = _resolve_model(body, app[ENGINES])
+        loaded = app[ENGINES]
+        engine, language = _resolve_model(body, loaded)
     except VoiceModelError as exc:
         raise RequestError(422, "invalid_voice_model", str(exc)) from None
     if len(body.text) > settings.max_text_chars:
@@ -291,7 +292,7 @@ def create_app(
     async def engines_ctx(app: web.Application) -> AsyncIterator[None]:
         owned = engines is None
         loaded: dict[str, VoiceEngine] = {}
-        if owned:
+        if engines is None:
             for name in settings.models:
                 loaded[name] = await asyncio.to_thread(VoiceEngine.load, name, settings)
         else:
