@@ -19,8 +19,8 @@ import warnings
 from livekit.agents import cli
 from pydantic import ValidationError
 
-from characters.ingest_token import SHORT_KEY_WARNING, quiet_short_secret
-from characters.voice_models import VOICE_MODELS
+from contract.ingest_token import SHORT_KEY_WARNING, quiet_short_secret
+from contract.voice_models import VOICE_MODELS
 
 from .providers import EMBEDDED_VOICE_ERROR_ENV, missing_providers
 from .settings import Settings

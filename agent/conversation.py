@@ -30,8 +30,8 @@ from livekit.agents.voice.events import CloseEvent, ErrorEvent
 from livekit.agents.voice.io import AudioInput, AudioOutput
 from livekit.agents.voice.room_io import RoomOptions, TextInputOptions
 
-from characters.events import Error, SessionStarted
-from characters.session_config import DispatchConfig, SessionConfig
+from contract.events import Error, SessionStarted
+from contract.session_config import DispatchConfig, SessionConfig
 
 from .ending import EndCall
 from .forms import FORM_TOPIC, FormSession

@@ -14,7 +14,7 @@ import time
 
 from livekit.agents import RunContext, llm
 
-from characters.events import ToolCall
+from contract.events import ToolCall
 
 from .reporting import Report, SessionReporter
 

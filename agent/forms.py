@@ -18,8 +18,8 @@ from typing import Any
 
 from livekit.agents import llm
 
-from characters.events import FormUpdated, ToolCall
-from characters.model import FormConfig, FormField
+from contract.events import FormUpdated, ToolCall
+from contract.model import FormConfig, FormField
 
 from .reporting import Report
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from characters.events import (
+from contract.events import (
     INGEST_PATH,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
@@ -33,7 +33,7 @@ from characters.events import (
     SessionEnded,
     SessionEvent,
 )
-from characters.ingest_token import sign_ingest_token
+from contract.ingest_token import sign_ingest_token
 
 logger = logging.getLogger("oshara.agent.ingest")
 

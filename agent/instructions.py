@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from characters.session_config import SessionConfig
+from contract.session_config import SessionConfig
 
 METADATA_OPEN = "<session_metadata>"
 METADATA_CLOSE = "</session_metadata>"

@@ -30,10 +30,10 @@ from typing import Any
 from livekit.agents import llm
 from livekit.agents.llm.mcp import MCPServerHTTP
 
-from characters.env_refs import MissingEnvironment, missing_env_refs, resolve_env_refs
-from characters.events import Error, ToolCall
-from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
-from characters.templates import lookup_metadata
+from contract.env_refs import MissingEnvironment, missing_env_refs, resolve_env_refs
+from contract.events import Error, ToolCall
+from contract.session_config import DispatchConfig, PublicMCPServer, SessionConfig
+from contract.templates import lookup_metadata
 
 from .reporting import Report
 

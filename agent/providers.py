@@ -16,7 +16,7 @@ from typing import Any
 from livekit.agents import inference, llm, stt, tts, vad
 from livekit.plugins import deepgram, openai, silero
 
-from characters.session_config import SessionConfig
+from contract.session_config import SessionConfig
 
 from .settings import Settings
 

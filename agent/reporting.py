@@ -23,8 +23,8 @@ from livekit.agents.metrics.usage import LLMModelUsage, STTModelUsage, TTSModelU
 from livekit.agents.voice import AgentSession
 from livekit.agents.voice.events import CloseEvent, CloseReason, ConversationItemAddedEvent, ErrorEvent
 
-from characters.events import Error, Metrics, SessionEnded, SessionEvent, Transcript, Usage
-from characters.model import SessionMode
+from contract.events import Error, Metrics, SessionEnded, SessionEvent, Transcript, Usage
+from contract.model import SessionMode
 
 from .typed_turns import is_typed
 

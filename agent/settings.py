@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from characters.livekit_settings import LiveKitSettings
-from characters.loader import DEFAULT_CHARACTERS_DIR
+from contract.livekit_settings import LiveKitSettings
+from contract.loader import DEFAULT_CHARACTERS_DIR
 
 
 class Settings(LiveKitSettings):

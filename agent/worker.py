@@ -30,12 +30,12 @@ from livekit.agents import AgentServer, JobContext, JobProcess
 from livekit.agents.worker import ServerEnvOption
 from pydantic import ValidationError
 
-from characters.events import Error, SessionEnded, SessionEvent, UserJoined
-from characters.ingest_token import quiet_short_secret
-from characters.loader import load_characters
-from characters.session_config import DispatchConfig, SessionConfig
-from characters.templates import render
-from characters.voice_models import resolve_voice_model
+from contract.events import Error, SessionEnded, SessionEvent, UserJoined
+from contract.ingest_token import quiet_short_secret
+from contract.loader import load_characters
+from contract.session_config import DispatchConfig, SessionConfig
+from contract.templates import render
+from contract.voice_models import resolve_voice_model
 
 from .conversation import Conversation, SessionModels, greet, start_conversation
 from .ingest import IngestClient

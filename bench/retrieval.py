@@ -13,7 +13,7 @@ import aiohttp
 
 from bench.common import cli, free_port, process, save, table, wait_http
 from bench.session_starts import CHARACTER, SECRET, wrk
-from characters.ingest_token import sign_ingest_token
+from contract.ingest_token import sign_ingest_token
 
 EVENTS = 10_000
 

@@ -200,7 +200,7 @@ async def main() -> None:
     model_dir = args.model_dir
     max_new_tokens = args.max_new_tokens
     if model_dir is None:
-        from characters.voice_models import VOICE_MODELS
+        from contract.voice_models import VOICE_MODELS
         from voice_service.tiny_model import TINY_CONFIGS, TINY_MARKER, make_tiny_model
 
         model_dir = DEFAULT_TINY_DIR

@@ -39,7 +39,7 @@ from agent.conversation import Conversation, SessionModels, start_conversation
 from agent.providers import LocalModels, build_llm, build_stt, build_tts
 from agent.settings import Settings
 from agent.worker import console_session
-from characters.session_config import DispatchConfig, SessionConfig
+from contract.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
 from tests.agent_support.deepgram_standin import DeepgramStandIn
 from tests.agent_support.openai_standin import (

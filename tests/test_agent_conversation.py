@@ -25,7 +25,7 @@ from agent.conversation import Conversation, SessionModels, greet, start_convers
 from agent.ingest import IngestClient
 from agent.providers import build_tts, load_local_models
 from agent.settings import Settings
-from characters.session_config import DispatchConfig, SessionConfig
+from contract.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
 from tests.agent_support.deepgram_standin import DeepgramStandIn
 from tests.agent_support.fake_tts import FakeTTS

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from agent.ingest import IngestClient
-from characters.events import (
+from contract.events import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     FormUpdated,

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from agent.mcp_tools import connect_mcp_tools
-from characters.events import SessionEvent
-from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
+from contract.events import SessionEvent
+from contract.session_config import DispatchConfig, PublicMCPServer, SessionConfig
 from tests.agent_support.mcp_server import OrdersMCP, free_port, serve_mcp
 
 pytestmark = pytest.mark.integration

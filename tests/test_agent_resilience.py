@@ -14,8 +14,8 @@ from livekit.plugins import openai
 from agent.conversation import APOLOGY, SessionModels, start_conversation
 from agent.providers import load_local_models
 from agent.settings import Settings
-from characters.events import SessionEvent
-from characters.session_config import DispatchConfig, SessionConfig
+from contract.events import SessionEvent
+from contract.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
 from tests.agent_support.fake_tts import FakeTTS
 from tests.agent_support.openai_standin import OpenAIStandIn, TextReply

@@ -27,7 +27,7 @@ from agent.providers import EMBEDDED_VOICE_ERROR_ENV, LocalModels, ProviderUnava
 from agent.settings import Settings
 from agent.typed_turns import MAX_TYPED_CHARS, take_typed_turn
 from agent.worker import _build_models
-from characters.session_config import DispatchConfig, SessionConfig
+from contract.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
 from tests.agent_support.fake_tts import FakeTTS
 from tests.agent_support.mcp_server import OrdersMCP, serve_mcp
@@ -238,7 +238,7 @@ async def test_a_typed_turn_in_a_voice_session_is_answered_aloud_and_logged_as_t
 def test_a_text_only_session_needs_no_speech_recognition_and_no_voice_service(monkeypatch):
     """The worker builds the LLM alone: it never looks for a Deepgram key or a voice service."""
     monkeypatch.setenv(EMBEDDED_VOICE_ERROR_ENV, "the embedded voice service cannot start: no weights")
-    from characters import Character
+    from contract import Character
 
     character = Character.model_validate({"slug": "c", "name": "C", "system_prompt": "hi"})
     fields: dict[str, Any] = {

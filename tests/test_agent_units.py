@@ -15,9 +15,9 @@ from agent.mcp_tools import MissingEnvironment, hide_arguments, merged_headers, 
 from agent.providers import build_llm, build_stt, build_tts, stt_language
 from agent.reporting import SessionReporter
 from agent.settings import Settings
-from characters.events import SessionEvent, ToolCall
-from characters.model import FormConfig, FormField
-from characters.session_config import DispatchConfig, PublicMCPServer, SessionConfig
+from contract.events import SessionEvent, ToolCall
+from contract.model import FormConfig, FormField
+from contract.session_config import DispatchConfig, PublicMCPServer, SessionConfig
 
 pytestmark = pytest.mark.unit
 

@@ -23,7 +23,7 @@ from agent.conversation import Conversation, SessionModels
 from agent.providers import EMBEDDED_VOICE_ERROR_ENV, LocalModels, load_local_models
 from agent.settings import Settings
 from agent.worker import build_server, console_session, current_load, prewarm, run_session
-from characters.session_config import DispatchConfig, SessionConfig
+from contract.session_config import DispatchConfig, SessionConfig
 from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
 from tests.agent_support.fake_tts import FakeTTS
 from tests.agent_support.ingest_standin import IngestStandIn

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from characters import DEFAULT_CHARACTERS_DIR, CharacterFileError, load_character, load_characters
-from characters.origins import origin_allowed, parse_origin, validate_origin_pattern
-from characters.templates import MissingVariables, RenderedTooLong, render
-from characters.voice_models import VoiceModelError, resolve_voice_model
+from contract import DEFAULT_CHARACTERS_DIR, CharacterFileError, load_character, load_characters
+from contract.origins import origin_allowed, parse_origin, validate_origin_pattern
+from contract.templates import MissingVariables, RenderedTooLong, render
+from contract.voice_models import VoiceModelError, resolve_voice_model
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from characters.env_refs import MissingEnvironment, resolve_env_refs
+from contract.env_refs import MissingEnvironment, resolve_env_refs
 from token_server.post_call import resolve_secret
 
 pytestmark = pytest.mark.unit

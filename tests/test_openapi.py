@@ -7,7 +7,7 @@ import json
 import pytest
 from openapi_spec_validator import validate
 
-from characters import load_characters
+from contract import load_characters
 from tests.conftest import TEST_CHARACTERS
 from tests.livekit_support import API_SECRET
 

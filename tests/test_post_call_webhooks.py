@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
-from characters.ingest_token import sign_ingest_token
+from contract.ingest_token import sign_ingest_token
 from tests.livekit_support import API_KEY, API_SECRET
 from token_server.app import DB, WEBHOOKS
 from token_server.db import webhook_deliveries

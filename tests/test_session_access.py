@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from characters import SessionConfig
+from contract import SessionConfig
 
 pytestmark = pytest.mark.integration
 

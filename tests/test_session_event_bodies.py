@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from characters.ingest_token import sign_ingest_token
+from contract.ingest_token import sign_ingest_token
 from tests.livekit_support import API_KEY, API_SECRET
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import time
 import jwt
 import pytest
 
-from characters import DispatchConfig, SessionConfig
+from contract import DispatchConfig, SessionConfig
 from tests.conftest import GRANT_KEY
 
 pytestmark = pytest.mark.integration
@@ -300,7 +300,7 @@ async def test_a_server_sets_every_unlocked_field_and_its_metadata_is_verified(c
 async def test_the_readmes_backend_mints_a_grant_this_server_takes(make_client, livekit, monkeypatch):
     from pathlib import Path
 
-    from characters import DEFAULT_CHARACTERS_DIR
+    from contract import DEFAULT_CHARACTERS_DIR
 
     client = await make_client(characters_dir=DEFAULT_CHARACTERS_DIR)  # the shipped support-bot
     from types import SimpleNamespace

@@ -9,9 +9,9 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
-from characters import Character, SessionConfig
-from characters.events import EventBatch
-from characters.ingest_token import sign_ingest_token
+from contract import Character, SessionConfig
+from contract.events import EventBatch
+from contract.ingest_token import sign_ingest_token
 from tests.conftest import GRANT_KEY
 from tests.livekit_support import API_KEY, API_SECRET
 

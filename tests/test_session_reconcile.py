@@ -19,7 +19,7 @@ from livekit import api
 from livekit.protocol import room
 from pydantic import ValidationError
 
-from characters.ingest_token import sign_ingest_token
+from contract.ingest_token import sign_ingest_token
 from tests.livekit_support import API_KEY, API_SECRET
 from tests.test_session_records import KEY, LOCKED, ORIGIN, start
 from token_server.app import DB, LIFECYCLE, START

@@ -15,7 +15,7 @@ from google.protobuf.json_format import MessageToJson
 from livekit import api
 from livekit.protocol import models, webhook
 
-from characters.ingest_token import sign_ingest_token
+from contract.ingest_token import sign_ingest_token
 from tests.livekit_support import API_KEY, API_SECRET
 from token_server.app import DB, LIFECYCLE, START
 from token_server.db import sessions

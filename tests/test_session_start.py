@@ -10,7 +10,7 @@ import jwt
 import pytest
 from livekit import api
 
-from characters import DispatchConfig, SessionConfig
+from contract import DispatchConfig, SessionConfig
 from tests.livekit_support import API_KEY, API_SECRET
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from characters.voice_models import VOICE_MODELS
+from contract.voice_models import VOICE_MODELS
 from voice_service.settings import ServiceSettings
 from voice_service.weights import ModelNotFoundError, locate
 
@@ -85,7 +85,7 @@ class RecordingModel:
     ],
 )
 async def test_each_engine_gets_the_arguments_its_class_takes(name: str, expected: dict) -> None:
-    from characters.model import VoiceSettings
+    from contract.model import VoiceSettings
     from voice_service.engine import VoiceEngine
 
     model = RecordingModel()

@@ -36,7 +36,7 @@ requires_gpu = pytest.mark.skipif(
 @requires_gpu
 @pytest.mark.parametrize("name", ["chatterbox-en-v1", "chatterbox-multilingual-v1", "chatterbox-turbo-v1"])
 async def test_real_model_speaks_with_default_and_cloned_voice(name: str) -> None:
-    from characters.model import VoiceSettings
+    from contract.model import VoiceSettings
     from voice_service.engine import VoiceEngine
     from voice_service.settings import ServiceSettings
 

@@ -8,7 +8,7 @@ import sys
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from characters import CharacterFileError
+from contract import CharacterFileError
 
 from .app import create_app
 from .http_server import run

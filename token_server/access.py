@@ -11,8 +11,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import SecretStr
 
-from characters import Character
-from characters.origins import origin_allowed, parse_origin
+from contract import Character
+from contract.origins import origin_allowed, parse_origin
 
 from .errors import Forbidden, Unauthorized, ValidationFailed
 from .grants import GrantClaims, check_grant_is_for, verify_grant

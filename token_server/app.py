@@ -11,7 +11,7 @@ import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 
-from characters import Character, load_characters
+from contract import Character, load_characters
 
 from .access import check_caller_may_start, cors_middleware, identify_caller
 from .db import Database, migrate

@@ -25,7 +25,7 @@ import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 from pydantic import Field, SecretStr, ValidationError
 
-from characters.validation import error_field
+from contract.validation import error_field
 
 from . import strict_json
 from .errors import Forbidden, Unauthorized

@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from characters import Character
+from contract import Character
 
 from .clock import utcnow
 from .livekit import LiveKitRooms

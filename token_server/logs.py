@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from characters.ingest_token import SHORT_KEY_WARNING, quiet_short_secret
+from contract.ingest_token import SHORT_KEY_WARNING, quiet_short_secret
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 

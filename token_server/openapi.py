@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from characters.events import EventBatch
+from contract.events import EventBatch
 
 from . import responses as r
 from .queries import SESSION_ID_PATTERN, LogsQuery, SessionListQuery

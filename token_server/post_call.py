@@ -28,8 +28,8 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 
-from characters import Character
-from characters.env_refs import MissingEnvironment, resolve_env_refs
+from contract import Character
+from contract.env_refs import MissingEnvironment, resolve_env_refs
 
 from .clock import as_utc, utcnow
 from .db import Database, sessions, webhook_attempts, webhook_deliveries

@@ -29,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from characters.validation import error_message
+from contract.validation import error_message
 
 from . import strict_json
 from .clock import as_utc

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from characters.model import FormField
+from contract.model import FormField
 
 from .queries import Status
 

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from characters.language import LanguageTag
-from characters.model import SessionMode
-from characters.session_config import metadata_size
-from characters.voice_models import VoiceModelName
+from contract.language import LanguageTag
+from contract.model import SessionMode
+from contract.session_config import metadata_size
+from contract.voice_models import VoiceModelName
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 16 * 1024

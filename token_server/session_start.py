@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from characters import Character, DispatchConfig, SessionConfig
-from characters.templates import MissingVariables, RenderedTooLong, lookup_metadata, render
-from characters.validation import validation_problems
-from characters.voice_models import VoiceModelError, resolve_voice_model
+from contract import Character, DispatchConfig, SessionConfig
+from contract.templates import MissingVariables, RenderedTooLong, lookup_metadata, render
+from contract.validation import validation_problems
+from contract.voice_models import VoiceModelError, resolve_voice_model
 
 from .access import Caller, Decided, decide_fields
 from .errors import Forbidden, LimitReached, ValidationFailed

@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from characters import DEFAULT_CHARACTERS_DIR
-from characters.livekit_settings import LiveKitSettings
+from contract import DEFAULT_CHARACTERS_DIR
+from contract.livekit_settings import LiveKitSettings
 
 
 class Settings(LiveKitSettings):

@@ -8,9 +8,9 @@ import jwt
 from aiohttp import web
 from pydantic import ValidationError
 
-from characters.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, EventBatch
-from characters.ingest_token import verify_ingest_token
-from characters.validation import validation_problems
+from contract.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, EventBatch
+from contract.ingest_token import verify_ingest_token
+from contract.validation import validation_problems
 
 from .access import bearer_token
 from .clock import as_utc, utcnow

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from characters.voice_models import VOICE_MODELS
+from contract.voice_models import VOICE_MODELS
 
 from .protocol import READY_PREFIX
 

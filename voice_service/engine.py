@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from characters.model import VoiceSettings
-from characters.voice_models import VOICE_MODELS, VoiceModel
+from contract.model import VoiceSettings
+from contract.voice_models import VOICE_MODELS, VoiceModel
 
 from .log import logger
 from .settings import ServiceSettings

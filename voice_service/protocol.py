@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from characters.model import VoiceSettings
-from characters.voice_models import DEFAULT_VOICE_MODEL
+from contract.model import VoiceSettings
+from contract.voice_models import DEFAULT_VOICE_MODEL
 
 READY_PREFIX = "OSHARA_TTS_LISTENING "
 SAMPLE_RATE = 24_000

@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from pydantic import ValidationError
 
-from characters.voice_models import VOICE_MODELS, VoiceModelError, primary_subtag
+from contract.voice_models import VOICE_MODELS, VoiceModelError, primary_subtag
 
 from .conditionals import ConditionalsCache
 from .engine import VoiceEngine

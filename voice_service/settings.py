@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from characters.voice_models import DEFAULT_VOICE_MODEL, VOICE_MODELS
+from contract.voice_models import DEFAULT_VOICE_MODEL, VOICE_MODELS
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "oshara" / "chatterbox"
 

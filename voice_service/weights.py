@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from characters.voice_models import VOICE_MODELS, VoiceModel
+from contract.voice_models import VOICE_MODELS, VoiceModel
 
 # The files each chatterbox class's from_local() reads (chatterbox-tts 0.1.7), as
 # huggingface_hub allow_patterns.

@@ -29,8 +29,8 @@ from livekit.agents import (
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import is_given
 
-from characters.model import VoiceSettings
-from characters.voice_models import DEFAULT_VOICE_MODEL
+from contract.model import VoiceSettings
+from contract.voice_models import DEFAULT_VOICE_MODEL
 from voice_service.protocol import (
     NUM_CHANNELS,
     SAMPLE_RATE,
@@ -61,7 +61,7 @@ class TTS(tts.TTS):
     Args:
         base_url: The service, e.g. "http://127.0.0.1:8091" (CHATTERBOX_URL, or
             what `EmbeddedVoiceService.start()` returns).
-        voice_model: A name from characters.voice_models.VOICE_MODELS.
+        voice_model: A name from contract.voice_models.VOICE_MODELS.
         language: BCP-47 tag of the session; the multilingual model speaks it.
         reference_audio_url: A clip to clone the voice from; refused clips fall back to
             the model's default voice (see `voice_fallback`).

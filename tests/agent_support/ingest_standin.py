@@ -17,8 +17,8 @@ import jwt
 from aiohttp import web
 from pydantic import ValidationError
 
-from characters.events import INGEST_PATH, MAX_BATCH_BYTES, EventBatch
-from characters.ingest_token import verify_ingest_token
+from contract.events import INGEST_PATH, MAX_BATCH_BYTES, EventBatch
+from contract.ingest_token import verify_ingest_token
 
 
 @dataclass

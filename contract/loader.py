@@ -64,4 +64,4 @@ def load_characters(directory: Path) -> dict[str, Character]:
     return characters
 
 
-DEFAULT_CHARACTERS_DIR = Path(__file__).resolve().parent
+DEFAULT_CHARACTERS_DIR = Path(__file__).resolve().parent.parent / "characters"

@@ -1,7 +1,7 @@
 """What the agent worker reports to the token server about a session.
 
 The worker posts batches to `POST /internal/v1/sessions/{session_id}/events`,
-authenticated by the ingest token (`characters/ingest_token.py`). Every event
+authenticated by the ingest token (`contract/ingest_token.py`). Every event
 carries an `id` unique within its session, so a retried batch is stored once.
 """
 
