@@ -80,7 +80,7 @@ lint: $(STAMP) ## ruff (lint and format check), mypy (types) and deptry (every i
 	$(BIN)/mypy
 	$(BIN)/deptry .
 
-check-extras: $(STAMP) ## Resolve each role's install alone and check the token server's has no torch
+check-extras: $(STAMP) ## Resolve each role's install alone, check what stays out, import server and worker from their own
 	$(BIN)/python scripts/check_extras.py
 
 format: $(STAMP) ## ruff: fix what can be fixed and format

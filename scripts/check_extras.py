@@ -4,8 +4,9 @@ For every extra in pyproject.toml, resolve `.[extra]` alone with uv (a few secon
 against the package index; not a pytest, because the tests run in a network namespace
 with no way out) and check what must stay out of it: the token server's install has no
 torch and no livekit-agents, the worker's no torch, the voice service's no
-livekit-agents. Then install `.[server]` into a throwaway venv and import the token
-server from it, which shows the declared list is enough to run it.
+livekit-agents. Then install `.[server]` and `.[worker]` each into a throwaway venv and
+import every module of the token server, and of the worker, from it: the declared list is
+enough to run each.
 
     .venv/bin/python scripts/check_extras.py
 """
@@ -53,27 +54,44 @@ def resolve(extra: str) -> set[str]:
     return {re.split(r"[=<>\[; ]", line, maxsplit=1)[0].lower() for line in out.splitlines() if line.strip()}
 
 
-def import_server_alone() -> None:
-    """Install `.[server]` into a fresh venv and import every token server module there.
+# What each role's own venv must import, and what must not come with it.
+IMPORTED_ALONE: dict[str, tuple[str, set[str]]] = {
+    "server": ("token_server", {"torch", "livekit.agents", "voice_service", "agent"}),
+    "worker": ("agent", {"torch", "chatterbox", "token_server"}),
+}
+# What each role's deployment runs once on its own install, before it starts.
+PREPARED_ALONE: dict[str, list[str]] = {"worker": ["-m", "agent", "download-files"]}
 
-    The Alembic migrations are left out: alembic runs them, they cannot be imported.
+
+def import_alone(extra: str) -> None:
+    """Install `.[extra]` into a fresh venv and import every module of its package there.
+
+    The Alembic migrations are left out (alembic runs them, they cannot be imported), and
+    so are the `__main__` modules, which run when imported.
     """
-    with tempfile.TemporaryDirectory(prefix="oshara-server-only-") as tmp:
+    package, kept_out = IMPORTED_ALONE[extra]
+    with tempfile.TemporaryDirectory(prefix=f"oshara-{extra}-only-") as tmp:
         venv = Path(tmp) / "venv"
         subprocess.run([str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)  # noqa: S603
         python = venv / "bin" / "python"
         subprocess.run(  # noqa: S603
-            [str(UV), "pip", "install", "--quiet", "--python", str(python), f"{REPO}[server]"], check=True
+            [str(UV), "pip", "install", "--quiet", "--python", str(python), f"{REPO}[{extra}]"], check=True
         )
         probe = (
-            "import importlib, pkgutil, sys, token_server\n"
-            "for m in pkgutil.walk_packages(token_server.__path__, 'token_server.'):\n"
-            "    if not m.name.startswith('token_server.migrations'):\n"
+            f"import importlib, pkgutil, sys, {package}\n"
+            f"for m in pkgutil.walk_packages({package}.__path__, '{package}.'):\n"
+            "    if '.migrations' not in m.name and not m.name.endswith('__main__'):\n"
             "        importlib.import_module(m.name)\n"
-            "heavy = {'torch', 'livekit.agents', 'voice_service', 'agent'} & set(sys.modules)\n"
-            "assert not heavy, heavy\n"
+            f"heavy = {sorted(kept_out)!r}\n"
+            "came = [name for name in heavy if name in sys.modules]\n"
+            "assert not came, came\n"
         )
         subprocess.run([str(python), "-c", probe], check=True, cwd=tmp)  # noqa: S603 - outside the repo
+        print(f"{extra}: every {package} module imports from '.[{extra}]' alone")
+        if extra in PREPARED_ALONE:
+            command = PREPARED_ALONE[extra]
+            subprocess.run([str(python), *command], check=True, cwd=tmp, capture_output=True)  # noqa: S603
+            print(f"{extra}: `python {' '.join(command)}` works from '.[{extra}]' alone")
 
 
 def main() -> int:
@@ -87,8 +105,8 @@ def main() -> int:
         for name, why in kept_out.items():
             if name in names:
                 failures.append(f"'.[{extra}]' installs {name}, but {why}")
-    import_server_alone()
-    print("server: every token_server module imports from '.[server]' alone")
+    for extra in IMPORTED_ALONE:
+        import_alone(extra)
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
     return 1 if failures else 0

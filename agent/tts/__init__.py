@@ -4,10 +4,14 @@ The voice service itself is the top-level package `voice_service` (`python -m
 voice_service serve`), deployed apart; this package speaks to it over HTTP
 (`voice_service.protocol`) and imports nothing heavier. It registers the livekit
 `Plugin` whose `download_files()` fetches the weights, so `python -m agent
-download-files` fills the cache the embedded service reads.
+download-files` fills the cache the embedded service reads. A worker installed without
+the voice service (`.[worker]` alone, CHATTERBOX_URL naming a remote one) has no
+weights to fetch: they are the voice service's, fetched on its machine.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 from livekit.agents import Plugin
 
@@ -34,6 +38,12 @@ class ChatterboxPlugin(Plugin):
 
     def download_files(self) -> None:
         """Fetch the weights of the CHATTERBOX_MODELS voice models into CHATTERBOX_CACHE_DIR."""
+        if importlib.util.find_spec("chatterbox") is None:
+            logger.info(
+                "no embedded voice service here ('.[voice]' is not installed), so no voice weights"
+                " to download; run `python -m voice_service download` where the voice service runs"
+            )
+            return
         from voice_service.settings import ServiceSettings
         from voice_service.weights import download
 
