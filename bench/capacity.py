@@ -147,13 +147,14 @@ class Window:
 
 async def user_loop(vs: Any, stop: asyncio.Event, record: dict[str, list[float]], sentence: str) -> None:
     """One simulated user: say, wait for the reply to end, pause, again."""
-    from bench.voice_support import wait_until
+    from bench.voice_support import POLL
+    from testkit.waiting import within
 
     await asyncio.sleep(random.uniform(0.0, 2.5))  # users do not speak in lockstep
     while not stop.is_set():
         before = len(vs.speaker.first_frames)
         t_end = await vs.mic.say(sentence, pause_after=0.3)
-        if await wait_until(lambda n=before: len(vs.speaker.first_frames) > n, 8):
+        if await within(lambda n=before: len(vs.speaker.first_frames) > n, 8, interval=POLL):
             record["gaps"].append(vs.speaker.first_frames[before] - t_end)
         else:
             record["missed"].append(t_end)
@@ -161,7 +162,7 @@ async def user_loop(vs: Any, stop: asyncio.Event, record: dict[str, list[float]]
         if heard is not None:
             # the VAD's end-of-speech event, after the silence it is configured to wait
             record["vad_lags"].append(heard - t_end - vs_min_silence(vs))
-        await wait_until(lambda: vs.conversation.session.agent_state == "listening", 8)
+        await within(lambda: vs.conversation.session.agent_state == "listening", 8, interval=POLL)
         await asyncio.sleep(random.uniform(0.3, 0.8))
 
 
@@ -185,7 +186,7 @@ async def drain(inp: Any) -> None:
 async def baseline_cpu(n: int, seconds: float) -> float:
     """N microphones feeding speech into inputs nobody processes."""
     from bench.voice_support import SENTENCES, TimedMicrophone
-    from tests.agent_support.audio_io import PushAudioInput
+    from testkit.audio.audio_io import PushAudioInput
 
     inputs = [PushAudioInput() for _ in range(n)]
     mics = [TimedMicrophone(i) for i in inputs]

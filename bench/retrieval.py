@@ -84,7 +84,7 @@ async def run(quick: bool) -> dict:
             process(
                 [
                     "-m",
-                    "tests.standins.livekit",
+                    "testkit.standins.livekit",
                     "--port",
                     str(lk_port),
                     "--api-secret",

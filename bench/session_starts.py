@@ -93,7 +93,7 @@ async def run(quick: bool) -> dict:
         (chars / "bench.yaml").write_text(CHARACTER)
         lk_port = free_port()
         with process(
-            ["-m", "tests.standins.livekit", "--port", str(lk_port), "--api-secret", SECRET, "--no-record"]
+            ["-m", "testkit.standins.livekit", "--port", str(lk_port), "--api-secret", SECRET, "--no-record"]
         ):
             echo_port = free_port()
             with process(["-m", "bench.echo_server", "--port", str(echo_port)]):

@@ -3,7 +3,7 @@
     python -m bench.tts                       # tiny random model on CPU: our service's overhead
     python -m bench.tts --model-dir /models --device cuda --models chatterbox-en-v1,chatterbox-turbo-v1
 
-With the tiny model (the default; built once into ~/.cache/oshara/bench-tiny-model) the
+With the tiny model (the default: the tests' own, made once into .tools/tiny-chatterbox/) the
 numbers that matter are the overhead columns: the service's time to first byte minus the
 engine's own time for that first chunk, measured inside the same request (goal < 10 ms).
 With real weights on a GPU, TTFB is the real thing (goal on an H100: < 300 ms for a
@@ -41,7 +41,6 @@ TEXTS = {
         ]
     ),
 }
-DEFAULT_TINY_DIR = Path.home() / ".cache" / "oshara" / "bench-tiny-model"
 RESULTS = Path(__file__).resolve().parent / "results" / "tts.json"
 
 
@@ -93,7 +92,7 @@ async def bench_model(
     name: str, engine: VoiceEngine, settings: ServiceSettings, reps: int, levels: list[int]
 ) -> dict[str, Any]:
     clips = web.Application()
-    from tests.tts_support.clips import clip_bytes
+    from testkit.tts.clips import clip_bytes
 
     async def clip(request: web.Request) -> web.Response:
         return web.Response(
@@ -200,18 +199,11 @@ async def main() -> None:
     model_dir = args.model_dir
     max_new_tokens = args.max_new_tokens
     if model_dir is None:
-        from contract.voice_models import VOICE_MODELS
-        from voice_service.tiny_model import TINY_CONFIGS, TINY_MARKER, make_tiny_model
+        from testkit.tts.engine import tiny_model_dir
 
-        model_dir = DEFAULT_TINY_DIR
+        # The tests' own tiny models: made once into .tools/tiny-chatterbox/, then shared.
         for name in args.models.split(","):
-            engine = VOICE_MODELS[name].engine
-            marker = model_dir / name / TINY_MARKER
-            # Rebuilt when missing, half-written (no conds.pt yet) or made with other shapes.
-            current = marker.exists() and json.loads(marker.read_text()) == TINY_CONFIGS[engine]
-            if not (current and (model_dir / name / "conds.pt").exists()):
-                print(f"building a tiny {name} in {model_dir} (once)")
-                make_tiny_model(model_dir / name, engine=engine)
+            model_dir = tiny_model_dir(name)
         max_new_tokens = max_new_tokens or 8
     settings = ServiceSettings(
         _env_file=None,

@@ -52,6 +52,7 @@ from agent.worker import run_session
 from bench.common import cli, save, save_plot, table
 from bench.voice_support import (
     LLM_FIRST_TOKEN,
+    POLL,
     SENTENCES,
     STT_FINAL,
     TTS_FIRST_BYTE,
@@ -65,10 +66,10 @@ from bench.voice_support import (
     serve_orders,
     serve_providers,
     session_models,
-    wait_until,
 )
-from tests.agent_support.audio_io import PushAudioInput
-from tests.agent_support.ingest_standin import IngestStandIn
+from testkit.audio.audio_io import PushAudioInput
+from testkit.standins.ingest_standin import IngestStandIn
+from testkit.waiting import within
 
 GOAL_MEDIAN_MS, GOAL_P95_MS = 20.0, 50.0
 GOAL_TOOL_MS = 15.0
@@ -133,11 +134,11 @@ async def greeting_once(local: Any, providers: Any, mcp_url: str | None, ingest_
                     on_started=lambda c: started.append((time.monotonic(), c)),
                 )
             )
-            ok = await wait_until(lambda: bool(speaker.first_frames), 15)
+            ok = await within(lambda: bool(speaker.first_frames), 15, interval=POLL)
             if not ok:
                 raise RuntimeError("no greeting audio within 15 s")
             first = speaker.first_frames[0]
-            await wait_until(lambda: bool(speaker.segments), 10)
+            await within(lambda: bool(speaker.segments), 10, interval=POLL)
             conv = started[0][1]
             await conv.aclose()
             await asyncio.wait_for(task, 15)
@@ -251,10 +252,12 @@ async def run_turns(
                 turns_before = len(vs.user_turns)
                 starts.append(time.monotonic())
                 ends.append(await vs.mic.say(SENTENCES[0], pause_after=0.3))
-                if not await wait_until(lambda n=frames_before: len(vs.speaker.first_frames) > n, 10):
+                if not await within(
+                    lambda n=frames_before: len(vs.speaker.first_frames) > n, 10, interval=POLL
+                ):
                     print(f"turn {len(plan) - 1}: no reply within 10 s")
                     continue
-                await wait_until(lambda: vs.conversation.session.agent_state == "listening", 10)
+                await within(lambda: vs.conversation.session.agent_state == "listening", 10, interval=POLL)
                 eot = [u["end_of_turn_delay"] for u in vs.user_turns[turns_before:]]
                 if len(plan) > 1 and eot and eot[0] is not None and eot[0] < ep["max_delay"] - 0.05:
                     counted[tool] += 1

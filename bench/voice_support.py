@@ -40,16 +40,16 @@ from agent.providers import LocalModels, build_llm, build_stt, build_tts
 from agent.settings import Settings
 from agent.worker import console_session
 from contract.session_config import DispatchConfig, SessionConfig
-from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
-from tests.agent_support.deepgram_standin import DeepgramStandIn
-from tests.agent_support.openai_standin import (
+from testkit.audio.audio_io import PushAudioInput, RecordingAudioOutput
+from testkit.audio.speech import frames, silence, speak
+from testkit.standins.deepgram_standin import DeepgramStandIn
+from testkit.standins.openai_standin import (
     OpenAIStandIn,
     TextReply,
     ToolCallReply,
     last_user_text,
     trailing_tool_results,
 )
-from tests.agent_support.speech import frames, silence, speak
 
 STT_FINAL = 0.250
 LLM_FIRST_TOKEN = 0.400
@@ -248,7 +248,7 @@ class OrdersTool:
 @contextlib.asynccontextmanager
 async def serve_orders(orders: OrdersTool) -> AsyncIterator[str]:
     """Serve `orders` on 127.0.0.1 (uvicorn in this loop), timed; yields its `/mcp` URL."""
-    from tests.agent_support.mcp_server import serve_mcp
+    from testkit.standins.mcp_server import serve_mcp
 
     async with serve_mcp(orders.build(), wrap=orders.timed) as url:
         yield url
@@ -464,14 +464,9 @@ def quiet_logs() -> None:
     )
 
 
-async def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.005)
-    return True
-
+# How often a benchmark checks whether something happened (testkit.waiting.within):
+# the timings themselves are stamped where they happen, this only bounds the wait.
+POLL = 0.005
 
 # ---------------------------------------------------------------------- stand-ins in their own process
 

@@ -29,11 +29,11 @@ from aiohttp import web
 from playwright.async_api import Browser, expect
 
 from bench.common import ROOT, cli, save, table
-from tests.browser_support.browser import chromium
-from tests.browser_support.expectations import LAUNCHER, VOICE_SERVER_MESSAGE
-from tests.browser_support.servers import HostPages, VoiceServer, serving
-from tests.browser_support.wire import Received, WireLog, total
-from tests.standins.livekit import LiveKitState, create_standin
+from testkit.browser.browser import chromium
+from testkit.browser.expectations import LAUNCHER, VOICE_SERVER_MESSAGE
+from testkit.browser.servers import HostPages, VoiceServer, serving
+from testkit.browser.wire import Received, WireLog, total
+from testkit.standins.livekit import LiveKitState, create_standin
 from token_server.app import STATIC_DIR, create_app
 from token_server.settings import Settings
 from token_server.static_files import STATIC_FILES, StaticFiles, widget_view

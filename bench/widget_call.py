@@ -31,16 +31,18 @@ import aiohttp
 from playwright.async_api import Page, expect
 
 from bench.common import ROOT, cli, save, table
-from tests.agent_support.support_call import TRANSCRIPTS, support_script
-from tests.e2e_support.stack import ADDRESSES, Stack, run_stack, start_voice_service
-from tests.test_e2e_browser import (
+from testkit.e2e.browser_call import (
     LAUNCHER,
     TRACK_PEER_CONNECTIONS,
     chromium_with_microphone,
+    ended,
     microphone_wav,
     serve_site,
     widget,
 )
+from testkit.e2e.stack import ADDRESSES, Stack, run_stack, start_voice_service
+from testkit.support_call import TRANSCRIPTS, support_script
+from testkit.waiting import wait_until, within
 from voice_service.protocol import SPEECH_PATH
 
 GREETING = "Hi Ada, I'm Sam from support. How can I help?"
@@ -55,13 +57,10 @@ FIRST_SOUND = """async () => {
 }"""
 
 
-async def _until(page: Page, script: str, within: float = 60.0) -> float:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await page.evaluate(script):
-            return time.monotonic()
-        await asyncio.sleep(0.01)
-    raise TimeoutError(f"not within {within} s: {script[:60]}")
+async def _until(page: Page, script: str, seconds: float = 60.0) -> float:
+    """When `script` first held on the page (polled every 10 ms)."""
+    await wait_until(lambda: page.evaluate(script), seconds, script[:60], interval=0.01)
+    return time.monotonic()
 
 
 async def one_call(stack: Stack, site, browser) -> dict[str, float]:
@@ -84,10 +83,7 @@ async def one_call(stack: Stack, site, browser) -> dict[str, float]:
     await page.close()
     # let the slot come back before the next call
     (newest, *_) = (await stack.get("/v1/sessions"))["sessions"]
-    for _ in range(300):
-        if (await stack.status(newest["session_id"]))[0] == "ended":
-            break
-        await asyncio.sleep(0.1)
+    await within(ended(stack, newest["session_id"]), 30, interval=0.1)
     ms = 1000.0
     return {
         "session_ms": (session - clicked) * ms,

@@ -1,7 +1,7 @@
 """Shared fixtures: a database (SQLite file, or a throwaway PostgreSQL database), one
 real livekit-server for the run, and the real token server built on them.
 
-The LiveKit API stand-in (tests/standins/livekit.py) is there for the tests that need
+The LiveKit API stand-in (testkit/standins/livekit.py) is there for the tests that need
 LiveKit to fail, stall or lose its rooms: they pass `livekit_standin_url` as the token
 server's `livekit_api_url`.
 """
@@ -21,14 +21,14 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import make_url
 
 from dev.livekit_server import LiveKitConfig, LiveKitServer
-from tests.livekit_support import API_KEY, API_SECRET, LiveKitRecord
-from tests.standins.livekit import LiveKitState, create_standin
+from testkit.livekit_server import API_KEY, API_SECRET, LiveKitRecord
+from testkit.standins.livekit import LiveKitState, create_standin
 from token_server import clock as token_server_clock
 from token_server.app import create_app
 from token_server.settings import Settings
 
 # tests.markers: every test module must carry a category marker, or the run stops.
-pytest_plugins = ["tests.e2e_support.fixtures", "tests.api_fuzz_report", "tests.markers", "pytester"]
+pytest_plugins = ["testkit.e2e.fixtures", "tests.api_fuzz_report", "tests.markers", "pytester"]
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_CHARACTERS = FIXTURES / "characters"

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +24,23 @@ from agent.ingest import IngestClient
 from agent.providers import build_tts, load_local_models
 from agent.settings import Settings
 from contract.session_config import DispatchConfig, SessionConfig
-from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
-from tests.agent_support.deepgram_standin import DeepgramStandIn
-from tests.agent_support.fake_tts import FakeTTS
-from tests.agent_support.mcp_server import OrdersMCP, serve_mcp
-from tests.agent_support.microphone import Microphone
-from tests.agent_support.openai_standin import OpenAIStandIn
-from tests.agent_support.support_call import TRANSCRIPTS, support_character, support_script
-from tests.livekit_support import API_KEY, API_SECRET
-from tests.tts_support.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
+from testkit.audio.audio_io import PushAudioInput, RecordingAudioOutput
+from testkit.audio.microphone import Microphone
+from testkit.livekit_server import API_KEY, API_SECRET
+from testkit.standins.deepgram_standin import DeepgramStandIn
+from testkit.standins.fake_tts import FakeTTS
+from testkit.standins.mcp_server import OrdersMCP, serve_mcp
+from testkit.standins.openai_standin import OpenAIStandIn
+from testkit.support_call import TRANSCRIPTS, support_character, support_script
+from testkit.tts.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
+from testkit.waiting import wait_until
 
 pytestmark = [
     pytest.mark.voice,
     pytest.mark.skipif(
         shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng)"
     ),
-    # the chatterbox-tiny variant loads the real chatterbox stack (see tests/tts_support/engine.py)
+    # the chatterbox-tiny variant loads the real chatterbox stack (see testkit/tts/engine.py)
     *CHATTERBOX_WARNINGS,
 ]
 
@@ -81,14 +80,6 @@ async def start_session(make_client, livekit, tmp_path: Path, mcp_url: str):
     assert room is not None
     (dispatch,) = await livekit.dispatches(room_name)
     return client, SessionConfig.from_json(room.metadata), DispatchConfig.from_json(dispatch.metadata)
-
-
-async def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture(params=["fake-tts", "chatterbox-tiny"])
@@ -170,16 +161,16 @@ async def test_voice_conversation_end_to_end(
         conv.session.on("agent_state_changed", lambda ev: states.append(ev.new_state))
         try:
             greet(conv, config)
-            await wait_for(lambda: speaker.segments, 15, "the greeting to play")
+            await wait_until(lambda: speaker.segments, 15, "the greeting to play")
             await asyncio.sleep(0.3)
 
             await mic.say("Hi, where is my order A one two three?", pause_after=0.3)
-            await wait_for(lambda: orders.calls and len(speaker.segments) >= 2, 30, "the order reply")
-            await wait_for(lambda: conv.session.agent_state == "listening", 15, "the agent to listen")
+            await wait_until(lambda: orders.calls and len(speaker.segments) >= 2, 30, "the order reply")
+            await wait_until(lambda: conv.session.agent_state == "listening", 15, "the agent to listen")
             await asyncio.sleep(0.3)
 
             await mic.say("Thanks, that is all. Goodbye.", pause_after=0.3)
-            await asyncio.wait_for(conv.wait_closed(), 30)
+            await asyncio.wait_until(conv.wait_closed(), 30)
         finally:
             await mic.aclose()
             await conv.aclose()

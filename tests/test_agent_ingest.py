@@ -16,8 +16,9 @@ from contract.events import (
     SessionEnded,
     Transcript,
 )
-from tests.agent_support.ingest_standin import IngestStandIn
-from tests.agent_support.mcp_server import free_port
+from testkit.standins.ingest_standin import IngestStandIn
+from testkit.standins.mcp_server import free_port
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +43,6 @@ def standin() -> IngestStandIn:
 async def url(aiohttp_server, standin) -> str:
     server = await aiohttp_server(standin.app())
     return str(server.make_url(""))
-
-
-async def eventually(condition, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_events_arrive_in_order_and_signed(url, standin):
@@ -80,7 +74,7 @@ async def test_token_server_briefly_down_loses_nothing_and_retries_same_ids(url,
     first = [Transcript(role="agent", text=f"hello {i}") for i in range(3)]
     for event in first:
         client.emit(event)
-    await eventually(lambda: standin.of(SID))
+    await wait_until(lambda: standin.of(SID), 5, "the events at the stand-in")
     later = Metrics(llm_ttft_ms=120.0)
     client.emit(later)
     await client.aclose()
@@ -136,7 +130,7 @@ async def test_429_is_retried(url, standin):
     standin.status_override = 429
     client = make_client(url)
     client.emit(Transcript(role="user", text="x"))
-    await eventually(lambda: len(standin.statuses) >= 2)
+    await wait_until(lambda: len(standin.statuses) >= 2, 5, "two statuses")
     standin.status_override = None
     await client.aclose()
     assert standin.statuses[-1] == 200 and len(standin.of(SID)) == 1

@@ -9,7 +9,7 @@ import pytest
 from agent.mcp_tools import connect_mcp_tools
 from contract.events import SessionEvent
 from contract.session_config import DispatchConfig, PublicMCPServer, SessionConfig
-from tests.agent_support.mcp_server import OrdersMCP, free_port, serve_mcp
+from testkit.standins.mcp_server import OrdersMCP, free_port, serve_mcp
 
 pytestmark = pytest.mark.integration
 

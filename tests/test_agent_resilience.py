@@ -4,8 +4,6 @@ failing ends the session with a reported reason. A refused reference clip is rep
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
 import pytest
 from livekit.agents import utils
@@ -16,19 +14,12 @@ from agent.providers import load_local_models
 from agent.settings import Settings
 from contract.events import SessionEvent
 from contract.session_config import DispatchConfig, SessionConfig
-from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
-from tests.agent_support.fake_tts import FakeTTS
-from tests.agent_support.openai_standin import OpenAIStandIn, TextReply
+from testkit.audio.audio_io import PushAudioInput, RecordingAudioOutput
+from testkit.standins.fake_tts import FakeTTS
+from testkit.standins.openai_standin import OpenAIStandIn, TextReply
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.voice
-
-
-async def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_llm_errors_apologise_then_end_the_session(aiohttp_server):
@@ -73,9 +64,9 @@ async def test_llm_errors_apologise_then_end_the_session(aiohttp_server):
         )
         try:
             conv.session.generate_reply(user_input="Hello?")
-            await wait_for(lambda: APOLOGY in " ".join(tts.texts), 15, "the apology")
+            await wait_until(lambda: APOLOGY in " ".join(tts.texts), 15, "the apology")
             conv.session.generate_reply(user_input="Hello again?")
-            await wait_for(lambda: "Happy to help." in tts.texts, 15, "the conversation to go on")
+            await wait_until(lambda: "Happy to help." in tts.texts, 15, "the conversation to go on")
 
             oa.fail_next = 100
             for _ in range(3):
@@ -83,7 +74,7 @@ async def test_llm_errors_apologise_then_end_the_session(aiohttp_server):
                     break
                 conv.session.generate_reply(user_input="Are you there?")
                 await asyncio.sleep(0.5)
-            await asyncio.wait_for(conv.wait_closed(), 15)
+            await asyncio.wait_until(conv.wait_closed(), 15)
         finally:
             await conv.aclose()
 

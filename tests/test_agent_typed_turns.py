@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +26,13 @@ from agent.settings import Settings
 from agent.typed_turns import MAX_TYPED_CHARS, take_typed_turn
 from agent.worker import _build_models
 from contract.session_config import DispatchConfig, SessionConfig
-from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
-from tests.agent_support.fake_tts import FakeTTS
-from tests.agent_support.mcp_server import OrdersMCP, serve_mcp
-from tests.agent_support.openai_standin import OpenAIStandIn
-from tests.agent_support.support_call import support_character, support_script
-from tests.livekit_support import API_KEY, API_SECRET
+from testkit.audio.audio_io import PushAudioInput, RecordingAudioOutput
+from testkit.livekit_server import API_KEY, API_SECRET
+from testkit.standins.fake_tts import FakeTTS
+from testkit.standins.mcp_server import OrdersMCP, serve_mcp
+from testkit.standins.openai_standin import OpenAIStandIn
+from testkit.support_call import support_character, support_script
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.voice
 
@@ -63,14 +62,6 @@ async def start_session(make_client, livekit, tmp_path: Path, mcp_url: str, mode
     assert room is not None
     (dispatch,) = await livekit.dispatches(room_name)
     return client, SessionConfig.from_json(room.metadata), DispatchConfig.from_json(dispatch.metadata)
-
-
-async def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def logged(client, session_id: str) -> list[dict[str, Any]]:
@@ -137,20 +128,20 @@ async def test_a_text_only_session_answers_typed_turns_in_text(
         try:
             assert conv.session.stt is None and conv.session.tts is None and conv.session.vad is None
             greet(conv, config)
-            await wait_for(lambda: any("Sam from support" in r for r in replies), 10, "the greeting")
+            await wait_until(lambda: any("Sam from support" in r for r in replies), 10, "the greeting")
 
             await typed(conv, "   Where is my order A123?  ")
-            await wait_for(
+            await wait_until(
                 lambda: any("shipped yesterday" in r for r in replies), 30, "the typed turn's answer"
             )
-            await wait_for(lambda: conv.session.agent_state == "listening", 10, "the agent to wait")
+            await wait_until(lambda: conv.session.agent_state == "listening", 10, "the agent to wait")
 
             # an over-long turn is cut to the limit, with a warning that holds no text
             caplog.set_level(logging.WARNING, logger="oshara.agent.typed_turns")
             asked = len(oa.requests)
             await typed(conv, "x" * (MAX_TYPED_CHARS + 500))
-            await wait_for(lambda: len(oa.requests) > asked, 10, "the long turn to reach the LLM")
-            await wait_for(lambda: conv.session.agent_state == "listening", 10, "the agent to wait")
+            await wait_until(lambda: len(oa.requests) > asked, 10, "the long turn to reach the LLM")
+            await wait_until(lambda: conv.session.agent_state == "listening", 10, "the agent to wait")
             assert oa.requests[asked]["messages"][-1]["content"] == "x" * MAX_TYPED_CHARS
             (warning,) = [r for r in caplog.records if r.name == "oshara.agent.typed_turns"]
             assert "x" * 20 not in warning.getMessage() and warning.chars == MAX_TYPED_CHARS + 500  # type: ignore[attr-defined]
@@ -158,7 +149,7 @@ async def test_a_text_only_session_answers_typed_turns_in_text(
             assert len(oa.requests) == asked + 1
 
             await typed(conv, "Thanks, that's all. Goodbye.")
-            await asyncio.wait_for(conv.wait_closed(), 30)
+            await asyncio.wait_until(conv.wait_closed(), 30)
         finally:
             await conv.aclose()
             await ingest.aclose(deadline=5)
@@ -217,10 +208,12 @@ async def test_a_typed_turn_in_a_voice_session_is_answered_aloud_and_logged_as_t
         )
         try:
             greet(conv, config)
-            await wait_for(lambda: speaker.segments, 15, "the greeting to play")
+            await wait_until(lambda: speaker.segments, 15, "the greeting to play")
             await typed(conv, "Where is my order A123?")
-            await wait_for(lambda: any("shipped yesterday" in t for t in tts.texts), 30, "the spoken answer")
-            await wait_for(lambda: conv.session.agent_state == "listening", 15, "the agent to listen")
+            await wait_until(
+                lambda: any("shipped yesterday" in t for t in tts.texts), 30, "the spoken answer"
+            )
+            await wait_until(lambda: conv.session.agent_state == "listening", 15, "the agent to listen")
         finally:
             await conv.aclose()
             await ingest.aclose(deadline=5)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,13 @@ from agent.providers import EMBEDDED_VOICE_ERROR_ENV, LocalModels, load_local_mo
 from agent.settings import Settings
 from agent.worker import build_server, console_session, current_load, prewarm, run_session
 from contract.session_config import DispatchConfig, SessionConfig
-from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
-from tests.agent_support.fake_tts import FakeTTS
-from tests.agent_support.ingest_standin import IngestStandIn
-from tests.agent_support.openai_standin import OpenAIStandIn, TextReply, ToolCallReply, last_user_text
-from tests.agent_support.openai_standin import trailing_tool_results as tool_results
-from tests.livekit_support import API_KEY, API_SECRET
+from testkit.audio.audio_io import PushAudioInput, RecordingAudioOutput
+from testkit.livekit_server import API_KEY, API_SECRET
+from testkit.standins.fake_tts import FakeTTS
+from testkit.standins.ingest_standin import IngestStandIn
+from testkit.standins.openai_standin import OpenAIStandIn, TextReply, ToolCallReply, last_user_text
+from testkit.standins.openai_standin import trailing_tool_results as tool_results
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.voice
 
@@ -97,14 +97,6 @@ def job_context(room: rtc.Room, job_metadata: str) -> Iterator[JobContext]:
             ctx._tempdir.cleanup()
 
 
-async def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_entrypoint_runs_a_session_from_token_server_metadata(
     client, livekit, livekit_server, aiohttp_server, local_models, monkeypatch
 ):
@@ -153,10 +145,10 @@ async def test_entrypoint_runs_a_session_from_token_server_metadata(
                     on_started=started.append,
                 )
             )
-            await wait_for(lambda: started and speaker.segments, 20, "the greeting")
+            await wait_until(lambda: started and speaker.segments, 20, "the greeting")
             conv = started[0]
             conv.session.generate_reply(user_input="I'm Dana Scully. Thanks, bye")
-            result = await asyncio.wait_for(task, 30)
+            result = await asyncio.wait_until(task, 30)
             await conv.aclose()
 
     assert result is conv
@@ -237,9 +229,9 @@ async def test_missing_environment_skips_the_mcp_server_and_says_why(
                     on_started=started.append,
                 )
             )
-            await wait_for(lambda: bool(started), 20, "the session")
+            await wait_until(lambda: bool(started), 20, "the session")
             started[0].session.shutdown(drain=False)
-            await asyncio.wait_for(task, 20)
+            await asyncio.wait_until(task, 20)
             await started[0].aclose()
 
     errors = ingest.of(session_id, "error")

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.browser_support.browser import ConsoleWatch, chromium, screenshot
-from tests.browser_support.expectations import VOICE_SERVER_MESSAGE, voice_server_failures
-from tests.browser_support.servers import Stack, running_stack
+from testkit.browser.browser import ConsoleWatch, chromium, screenshot
+from testkit.browser.expectations import VOICE_SERVER_MESSAGE, voice_server_failures
+from testkit.browser.servers import Stack, running_stack
 
 pytestmark = pytest.mark.browser
 

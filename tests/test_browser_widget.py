@@ -18,15 +18,15 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser_support.browser import ConsoleWatch, chromium, failed_load, screenshot
-from tests.browser_support.expectations import (
+from testkit.browser.browser import ConsoleWatch, chromium, failed_load, screenshot
+from testkit.browser.expectations import (
     LAUNCHER,
     VOICE_SERVER_MESSAGE,
     session_error,
     voice_server_failures,
     websocket_failure,
 )
-from tests.browser_support.servers import RETRY_AFTER_SECONDS, Stack, running_stack
+from testkit.browser.servers import RETRY_AFTER_SECONDS, Stack, running_stack
 
 pytestmark = pytest.mark.browser
 

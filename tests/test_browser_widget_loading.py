@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.browser_support.browser import ConsoleWatch, chromium
-from tests.browser_support.expectations import LAUNCHER, VOICE_SERVER_MESSAGE, voice_server_failures
-from tests.browser_support.servers import Stack, running_stack
-from tests.browser_support.wire import WireLog, total
+from testkit.browser.browser import ConsoleWatch, chromium
+from testkit.browser.expectations import LAUNCHER, VOICE_SERVER_MESSAGE, voice_server_failures
+from testkit.browser.servers import Stack, running_stack
+from testkit.browser.wire import WireLog, total
 
 pytestmark = pytest.mark.browser
 

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.agent_support.support_call import TRANSCRIPTS, support_script
-from tests.e2e_support.participant import User
-from tests.e2e_support.stack import WEBHOOK_SECRET, run_stack, wait_until
+from testkit.e2e.participant import User
+from testkit.e2e.stack import WEBHOOK_SECRET, run_stack
+from testkit.support_call import TRANSCRIPTS, support_script
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.e2e
 def test_generated_config_keeps_every_address_on_this_machine(tmp_path: Path) -> None:
     """The run's livekit config names only the namespace's own private addresses, and a STUN server there."""
     from dev.livekit_server import LiveKitConfig
-    from tests.e2e_support.stack import ADDRESSES
+    from testkit.e2e.stack import ADDRESSES
 
     livekit_ip = (ADDRESSES or ["10.213.7.1"])[0]
     config = LiveKitConfig.with_free_ports(livekit_ip, api_key="k", api_secret="s" * 32, webhook_urls=[])

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.agent_support.openai_standin import TextReply, ToolCallReply, last_user_text
-from tests.e2e_support.stack import Stack, run_stack, wait_until
+from testkit.e2e.stack import Stack, run_stack
+from testkit.standins.openai_standin import TextReply, ToolCallReply, last_user_text
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

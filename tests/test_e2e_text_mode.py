@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_support.support_call import support_script
-from tests.e2e_support.participant import User
-from tests.e2e_support.stack import no_voice_env, run_stack, wait_until
+from testkit.e2e.participant import User
+from testkit.e2e.stack import no_voice_env, run_stack
+from testkit.support_call import support_script
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from testkit.livekit_server import API_KEY, API_SECRET
 from tests.conftest import TEST_CHARACTERS, _create_pg_database, _drop_pg_database
-from tests.livekit_support import API_KEY, API_SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

@@ -8,8 +8,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from contract import load_characters
+from testkit.livekit_server import API_SECRET
 from tests.conftest import TEST_CHARACTERS
-from tests.livekit_support import API_SECRET
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from contract.ingest_token import sign_ingest_token
-from tests.livekit_support import API_KEY, API_SECRET
+from testkit.livekit_server import API_KEY, API_SECRET
 from token_server.app import DB, WEBHOOKS
 from token_server.db import webhook_deliveries
 from token_server.post_call import PostCallWebhooks, RetryPolicy, sign

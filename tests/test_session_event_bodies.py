@@ -7,7 +7,7 @@ import json
 import pytest
 
 from contract.ingest_token import sign_ingest_token
-from tests.livekit_support import API_KEY, API_SECRET
+from testkit.livekit_server import API_KEY, API_SECRET
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from contract import Character, SessionConfig
 from contract.events import EventBatch
 from contract.ingest_token import sign_ingest_token
+from testkit.livekit_server import API_KEY, API_SECRET
 from tests.conftest import GRANT_KEY
-from tests.livekit_support import API_KEY, API_SECRET
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from livekit.protocol import room
 from pydantic import ValidationError
 
 from contract.ingest_token import sign_ingest_token
-from tests.livekit_support import API_KEY, API_SECRET
+from testkit.livekit_server import API_KEY, API_SECRET
 from tests.test_session_records import KEY, LOCKED, ORIGIN, start
 from token_server.app import DB, LIFECYCLE, START
 from token_server.db import sessions, webhook_deliveries

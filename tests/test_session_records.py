@@ -16,7 +16,7 @@ from livekit import api
 from livekit.protocol import models, webhook
 
 from contract.ingest_token import sign_ingest_token
-from tests.livekit_support import API_KEY, API_SECRET
+from testkit.livekit_server import API_KEY, API_SECRET
 from token_server.app import DB, LIFECYCLE, START
 from token_server.db import sessions
 

@@ -11,7 +11,7 @@ import pytest
 from livekit import api
 
 from contract import DispatchConfig, SessionConfig
-from tests.livekit_support import API_KEY, API_SECRET
+from testkit.livekit_server import API_KEY, API_SECRET
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from livekit.agents import APIConnectOptions
 
 from agent.tts import TTS, EmbeddedServiceError, EmbeddedVoiceService, voice_service_url
-from tests.tts_support.engine import CHATTERBOX_WARNINGS, TINY_MAX_NEW_TOKENS, tiny_model_root
+from testkit.tts.engine import CHATTERBOX_WARNINGS, TINY_MAX_NEW_TOKENS, tiny_model_root
 
 pytestmark = [pytest.mark.integration, *CHATTERBOX_WARNINGS]
 
@@ -47,7 +47,7 @@ async def test_10000_lines_of_child_output_change_nothing() -> None:
     # About 700 KB, over three times what the pipe and the parent's stream buffer hold.
     # The outer limit is there because a child blocked on a full pipe also blocks
     # aclose(): on Python 3.11 Process.wait() returns only once stdout is closed.
-    service = EmbeddedVoiceService(module="tests.tts_support.chatty_service", startup_timeout=30)
+    service = EmbeddedVoiceService(module="testkit.standins.chatty_service", startup_timeout=30)
     async with (
         asyncio.timeout(60),
         service,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tts_support.clips import clip_bytes
-from tests.tts_support.engine import CHATTERBOX_WARNINGS
+from testkit.tts.clips import clip_bytes
+from testkit.tts.engine import CHATTERBOX_WARNINGS
 
 pytestmark = [pytest.mark.gpu, *CHATTERBOX_WARNINGS]
 

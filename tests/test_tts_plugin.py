@@ -14,9 +14,9 @@ from livekit.agents import APIConnectionError, APIConnectOptions, APIStatusError
 from livekit.agents.metrics import TTSMetrics
 
 from agent.tts import TTS
-from tests.tts_support.clips import clip_app
-from tests.tts_support.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
-from tests.tts_support.resolver import TableResolver
+from testkit.tts.clips import clip_app
+from testkit.tts.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
+from testkit.tts.resolver import TableResolver
 from voice_service.service import create_app
 from voice_service.settings import ServiceSettings
 

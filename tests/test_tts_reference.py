@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.tts_support.clips import clip_app, clip_bytes
-from tests.tts_support.resolver import TableResolver
+from testkit.tts.clips import clip_app, clip_bytes
+from testkit.tts.resolver import TableResolver
 from voice_service.reference import (
     REASON_ADDRESS,
     REASON_NOT_AUDIO,

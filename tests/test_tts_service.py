@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.tts_support.clips import HITS, clip_app
-from tests.tts_support.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
-from tests.tts_support.resolver import TableResolver
+from testkit.tts.clips import HITS, clip_app
+from testkit.tts.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
+from testkit.tts.resolver import TableResolver
 from voice_service.service import create_app
 from voice_service.settings import ServiceSettings
 from voice_service.text import split_text

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.tts_support.clips import clip_app
-from tests.tts_support.engine import CHATTERBOX_WARNINGS, tiny_model_root, tiny_turbo_engine
-from tests.tts_support.resolver import TableResolver
+from testkit.tts.clips import clip_app
+from testkit.tts.engine import CHATTERBOX_WARNINGS, tiny_model_root, tiny_turbo_engine
+from testkit.tts.resolver import TableResolver
 from voice_service.service import create_app
 from voice_service.settings import ServiceSettings
 

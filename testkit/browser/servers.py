@@ -23,7 +23,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from tests.livekit_support import API_KEY, API_SECRET, LiveKitRecord
+from testkit.livekit_server import API_KEY, API_SECRET, LiveKitRecord
 from token_server.app import create_app
 from token_server.settings import Settings
 

@@ -1,6 +1,6 @@
 """A voice service stand-in that prints to stdout the way chatterbox does, on cue.
 
-`python -m tests.tts_support.chatty_service serve --host 127.0.0.1 --port 0` prints
+`python -m testkit.standins.chatty_service serve --host 127.0.0.1 --port 0` prints
 the ready line `voice_service serve` prints, then answers:
 
 - `GET /healthz`: 200;
@@ -59,7 +59,7 @@ async def _serve(host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `serve --host H --port P`, as `python -m voice_service` takes them."""
-    parser = argparse.ArgumentParser(prog="python -m tests.tts_support.chatty_service")
+    parser = argparse.ArgumentParser(prog="python -m testkit.standins.chatty_service")
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

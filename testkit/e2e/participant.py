@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from tests.agent_support.microphone import Microphone
+from testkit.audio.microphone import Microphone
 
 SAMPLE_RATE = 48_000
 CHAT_TOPIC = "lk.chat"

@@ -15,7 +15,7 @@ only for what that server cannot be made to do on cue:
 It verifies each request's JWT with livekit-api's `TokenVerifier` (signature,
 issuer, expiry) and the grant the real server requires. ListRooms answers from
 the rooms it created and has not deleted. Run it alone with
-`python -m tests.standins.livekit --port 7880` (the benchmark does).
+`python -m testkit.standins.livekit --port 7880` (the benchmark does).
 """
 
 from __future__ import annotations

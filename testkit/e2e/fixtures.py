@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dev.livekit_server import LiveKitServerMissing, find_binary
-from tests.tts_support.engine import tiny_model_root
+from testkit.tts.engine import tiny_model_root
 
 from .stack import ADDRESSES, VoiceService, start_voice_service
 

@@ -17,7 +17,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +29,11 @@ from aiohttp import web
 from livekit import api
 
 from dev.livekit_server import LiveKitConfig, LiveKitServer, free_port
-from tests.agent_support.deepgram_standin import DeepgramStandIn
-from tests.agent_support.mcp_server import OrdersMCP, serve_mcp
-from tests.agent_support.openai_standin import OpenAIStandIn, Script
-from tests.agent_support.support_call import support_character
+from testkit.standins.deepgram_standin import DeepgramStandIn
+from testkit.standins.mcp_server import OrdersMCP, serve_mcp
+from testkit.standins.openai_standin import OpenAIStandIn, Script
+from testkit.support_call import support_character
+from testkit.waiting import wait_until
 
 from .participant import User
 from .processes import Process
@@ -316,20 +317,6 @@ async def _serve(exits: AsyncExitStack, app: web.Application) -> str:
     await site.start()
     host, port = runner.addresses[0][:2]
     return f"http://{host}:{port}"
-
-
-async def wait_until(condition: Callable[[], Any], seconds: float, what: str, interval: float = 0.1) -> None:
-    """Poll `condition` (sync or async) until it is truthy; fail naming `what` after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = condition()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def new_id() -> str:

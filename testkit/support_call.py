@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .openai_standin import TextReply, ToolCallReply, last_user_text, trailing_tool_results
+from testkit.standins.openai_standin import TextReply, ToolCallReply, last_user_text, trailing_tool_results
 
 TRANSCRIPTS = ["Where is my order A123?", "Thanks, that's all. Goodbye."]
 """What the Deepgram stand-in hears the user say, utterance by utterance."""

@@ -1,0 +1,1 @@
+"""Stand-ins for the services no machine here can reach, each speaking the real protocol."""
