@@ -170,7 +170,7 @@ async def test_voice_conversation_end_to_end(
             await asyncio.sleep(0.3)
 
             await mic.say("Thanks, that is all. Goodbye.", pause_after=0.3)
-            await asyncio.wait_until(conv.wait_closed(), 30)
+            await asyncio.wait_for(conv.wait_closed(), 30)
         finally:
             await mic.aclose()
             await conv.aclose()

@@ -74,7 +74,7 @@ async def test_llm_errors_apologise_then_end_the_session(aiohttp_server):
                     break
                 conv.session.generate_reply(user_input="Are you there?")
                 await asyncio.sleep(0.5)
-            await asyncio.wait_until(conv.wait_closed(), 15)
+            await asyncio.wait_for(conv.wait_closed(), 15)
         finally:
             await conv.aclose()
 

@@ -149,7 +149,7 @@ async def test_a_text_only_session_answers_typed_turns_in_text(
             assert len(oa.requests) == asked + 1
 
             await typed(conv, "Thanks, that's all. Goodbye.")
-            await asyncio.wait_until(conv.wait_closed(), 30)
+            await asyncio.wait_for(conv.wait_closed(), 30)
         finally:
             await conv.aclose()
             await ingest.aclose(deadline=5)

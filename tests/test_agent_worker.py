@@ -148,7 +148,7 @@ async def test_entrypoint_runs_a_session_from_token_server_metadata(
             await wait_until(lambda: started and speaker.segments, 20, "the greeting")
             conv = started[0]
             conv.session.generate_reply(user_input="I'm Dana Scully. Thanks, bye")
-            result = await asyncio.wait_until(task, 30)
+            result = await asyncio.wait_for(task, 30)
             await conv.aclose()
 
     assert result is conv
@@ -231,7 +231,7 @@ async def test_missing_environment_skips_the_mcp_server_and_says_why(
             )
             await wait_until(lambda: bool(started), 20, "the session")
             started[0].session.shutdown(drain=False)
-            await asyncio.wait_until(task, 20)
+            await asyncio.wait_for(task, 20)
             await started[0].aclose()
 
     errors = ingest.of(session_id, "error")
