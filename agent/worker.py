@@ -25,7 +25,6 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess
 from livekit.agents.worker import ServerEnvOption
 from pydantic import ValidationError
@@ -90,24 +89,6 @@ def _log_report(event: SessionEvent) -> None:
     logger.debug("session event", extra={"event": event.model_dump(mode="json")})
 
 
-async def delete_room(settings: Settings, room_name: str) -> None:
-    """Close the room through LiveKit's RoomService, disconnecting everyone."""
-    lkapi = api.LiveKitAPI(
-        url=settings.livekit_url,  # livekit-api turns ws(s):// into http(s):// itself
-        api_key=settings.livekit_api_key,
-        api_secret=settings.livekit_api_secret.get_secret_value(),
-    )
-    try:
-        await lkapi.room.delete_room(api.DeleteRoomRequest(room=room_name))
-    except api.TwirpError as exc:
-        if exc.code != api.TwirpErrorCode.NOT_FOUND:
-            logger.warning("deleting the room failed", extra={"room": room_name, "code": exc.code})
-    except Exception:
-        logger.warning("deleting the room failed", extra={"room": room_name}, exc_info=True)
-    finally:
-        await lkapi.aclose()
-
-
 async def entrypoint(ctx: JobContext) -> None:
     """Run one session in the job's room."""
     settings = Settings()
@@ -138,9 +119,9 @@ async def run_session(
     async def leave(reason: str, *, close_room: bool = False) -> None:
         if ingest is not None:
             await ingest.aclose()
-        if close_room and not ctx.is_fake_job():
+        if close_room:
             # nobody can be helped in this room: close it rather than leave the user in silence
-            await delete_room(settings, ctx.room.name)
+            await ctx.delete_room()
         ctx.shutdown(reason=reason)
 
     if console_slug:
@@ -194,7 +175,6 @@ async def run_session(
             build_models=build_models or _build_models,
             conversation_kwargs=conversation_kwargs or {},
             on_started=on_started,
-            delete_room_at_end=not console_slug,
         )
     except Exception as exc:
         # never crash the job on a bug or an unexpected failure: report it and leave cleanly
@@ -217,7 +197,6 @@ async def _converse(
     build_models: Callable[[SessionConfig, Settings, LocalModels], SessionModels],
     conversation_kwargs: dict[str, Any],
     on_started: Callable[[Conversation], None] | None,
-    delete_room_at_end: bool,
 ) -> Conversation | None:
     try:
         models = build_models(config, settings, _local_models(ctx))
@@ -268,11 +247,11 @@ async def _converse(
         await conversation.wait_closed()
 
     await conversation.mcp.aclose()
-    if conversation.end_call.requested and delete_room_at_end:
+    if conversation.end_call.requested:
         if ingest is not None:
             # the record says why the call ended before LiveKit's room_finished does
             await ingest.aclose()
-        await delete_room(settings, ctx.room.name)
+        await ctx.delete_room()  # LiveKit disconnects everyone; a fake job (console, tests) has no room
     await leave(conversation.reporter.end_reason or "session closed")
     return conversation
 

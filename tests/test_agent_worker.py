@@ -89,8 +89,22 @@ def fake_room(name: str, metadata: str) -> rtc.Room:
 
 @contextlib.contextmanager
 def job_context(room: rtc.Room, job_metadata: str) -> Iterator[JobContext]:
-    """`fake_job_context`, plus the temporary directory cleanup a real job's shutdown does."""
+    """`fake_job_context`, plus the temporary directory cleanup a real job's shutdown does.
+
+    A fake job's `delete_room()` does nothing; here it records that it was asked, in
+    `ctx.closed_rooms` (the e2e call shows a real job's closes the room in LiveKit).
+    """
     with fake_job_context(room=room, job_metadata=job_metadata) as ctx:
+        closed: list[str] = []
+
+        def delete_room(room_name: str | None = None) -> asyncio.Future[None]:
+            closed.append(room_name or room.name)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+        ctx.delete_room = delete_room  # type: ignore[method-assign]
+        ctx.closed_rooms = closed  # type: ignore[attr-defined]
         try:
             yield ctx
         finally:
@@ -154,8 +168,8 @@ async def test_entrypoint_runs_a_session_from_token_server_metadata(
     assert result is conv
     assert "Hello Dana!" in tts.texts  # the rendered greeting from the token server
     assert any("Goodbye Dana" in t for t in tts.texts)
-    # the room was closed through LiveKit's API and the job left
-    assert not await livekit.exists(room_name)
+    # the job closed the room (JobContext.delete_room) and left
+    assert ctx.closed_rooms == [room_name]
     assert shutdowns == ["user is done"]
     # the LLM saw the metadata block and the form tool; the unreachable MCP server is a note
     tools = {t["function"]["name"] for t in oa.requests[0]["tools"]}
@@ -237,6 +251,7 @@ async def test_missing_environment_skips_the_mcp_server_and_says_why(
     errors = ingest.of(session_id, "error")
     assert any("CRM_TOKEN" in e["message"] and e["source"] == "mcp" for e in errors)
     # the environment variable's name is reported, never a value; no room deletion without end_call
+    assert ctx.closed_rooms == []
     assert await livekit.exists(room_name)
 
 
