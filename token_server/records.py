@@ -13,16 +13,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .clock import iso
 from .db import session_events, session_status_changes, sessions, webhook_attempts, webhook_deliveries
+from .responses import (
+    FormAnswer,
+    FormState,
+    SessionListItem,
+    SessionRecord,
+    StatusChange,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from .session_status import SessionStatus
 from .store import SessionStore
 
 _TRANSCRIPT_KEYS = ("role", "source", "text", "start_time", "end_time", "interrupted", "at")
 
 
-def form_state(config: dict[str, Any], updates: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each form field with its latest value, whether it is filled, and when it changed (`FormState`)."""
+def form_state(config: dict[str, Any], updates: list[dict[str, Any]]) -> FormState:
+    """Each form field with its latest value, whether it is filled, and when it changed."""
     form = config.get("form") or {"fields": []}
     latest: dict[str, dict[str, Any]] = {}
     for update in updates:
@@ -31,21 +39,21 @@ def form_state(config: dict[str, Any], updates: list[dict[str, Any]]) -> dict[st
     for field in form["fields"]:
         answer = latest.get(field["name"])
         fields.append(
-            {
-                "name": field["name"],
-                "type": field["type"],
-                "description": field.get("description", ""),
-                "required": field.get("required", False),
-                "value": answer["value"] if answer else None,
-                "filled": answer is not None,
-                "updated_at": answer["at"] if answer else None,
-            }
+            FormAnswer(
+                name=field["name"],
+                type=field["type"],
+                description=field.get("description", ""),
+                required=field.get("required", False),
+                value=answer["value"] if answer else None,
+                filled=answer is not None,
+                updated_at=answer["at"] if answer else None,
+            )
         )
-    return {
-        "has_form": bool(form["fields"]),
-        "complete": all(f["filled"] for f in fields if f["required"]),
-        "fields": fields,
-    }
+    return FormState(
+        has_form=bool(form["fields"]),
+        complete=all(f.filled for f in fields if f.required),
+        fields=fields,
+    )
 
 
 def end_reason(row: sa.Row) -> str | None:
@@ -53,17 +61,17 @@ def end_reason(row: sa.Row) -> str | None:
     return row.status_reason if SessionStatus(row.status).final else None
 
 
-def list_item(row: sa.Row) -> dict[str, Any]:
-    """One line of the session list (`SessionListItem`)."""
-    return {
-        "session_id": row.id,
-        "character": row.character,
-        "status": row.status,
-        "end_reason": end_reason(row),
-        "origin": row.origin,
-        "created_at": iso(row.created_at),
-        "ended_at": iso(row.ended_at),
-    }
+def list_item(row: sa.Row) -> SessionListItem:
+    """One line of the session list."""
+    return SessionListItem(
+        session_id=row.id,
+        character=row.character,
+        status=row.status,
+        end_reason=end_reason(row),
+        origin=row.origin,
+        created_at=row.created_at,
+        ended_at=row.ended_at,
+    )
 
 
 class SessionRecords:
@@ -78,38 +86,35 @@ class SessionRecords:
         """One session's row, or None."""
         return await self._store.get(session_id)
 
-    async def summary(self, row: sa.Row, *, with_deliveries: bool = True) -> dict[str, Any]:
-        """Everything about one session but its event log (`SessionRecord`); no secrets are stored to show."""
+    async def summary(self, row: sa.Row, *, with_deliveries: bool = True) -> SessionRecord:
+        """Everything about one session but its event log; no secrets are stored to show."""
         config = dict(row.config)
         history = await self.history(row.id)
-        form = form_state(config, await self.form_updates(row.id))
-        summary = {
-            "session_id": row.id,
-            "character": row.character,
-            "status": row.status,
-            "end_reason": end_reason(row),
-            "room_name": row.room_name,
-            "participant_identity": row.participant_identity,
-            "origin": row.origin,
-            "origin_url": row.origin_url,
-            "created_at": iso(row.created_at),
-            "joined_at": iso(row.joined_at),
-            "user_joined_at": iso(row.user_joined_at),
-            "agent_joined_at": iso(row.agent_joined_at),
-            "ended_at": iso(row.ended_at),
-            "history": [{"status": h.status, "reason": h.reason, "at": iso(h.at)} for h in history],
-            "metadata": config.get("metadata", {}),
-            "unverified_metadata": config.get("unverified_metadata", {}),
-            "config": config,
-            "usage": row.usage,
-            "form": form,
-        }
-        if with_deliveries:
-            summary["webhooks"] = await self.deliveries(row.id)
-        return summary
+        return SessionRecord(
+            session_id=row.id,
+            character=row.character,
+            status=row.status,
+            end_reason=end_reason(row),
+            room_name=row.room_name,
+            participant_identity=row.participant_identity,
+            origin=row.origin,
+            origin_url=row.origin_url,
+            created_at=row.created_at,
+            joined_at=row.joined_at,
+            user_joined_at=row.user_joined_at,
+            agent_joined_at=row.agent_joined_at,
+            ended_at=row.ended_at,
+            history=[StatusChange(status=h.status, reason=h.reason, at=h.at) for h in history],
+            metadata=config.get("metadata", {}),
+            unverified_metadata=config.get("unverified_metadata", {}),
+            config=config,
+            usage=row.usage,
+            form=form_state(config, await self.form_updates(row.id)),
+            webhooks=await self.deliveries(row.id) if with_deliveries else None,
+        )
 
-    async def form(self, row: sa.Row) -> dict[str, Any]:
-        """The session's form and its latest answers (`FormState`)."""
+    async def form(self, row: sa.Row) -> FormState:
+        """The session's form and its latest answers."""
         return form_state(dict(row.config), await self.form_updates(row.id))
 
     async def events(
@@ -190,8 +195,8 @@ class SessionRecords:
         async with self._db.connect() as conn:
             return list((await conn.execute(query)).all())
 
-    async def deliveries(self, session_id: str) -> list[dict[str, Any]]:
-        """A session's post-call webhook deliveries, each with its attempts (`WebhookDelivery`)."""
+    async def deliveries(self, session_id: str) -> list[WebhookDelivery]:
+        """A session's post-call webhook deliveries, each with its attempts."""
         async with self._db.connect() as conn:
             rows = (
                 await conn.execute(
@@ -210,22 +215,19 @@ class SessionRecords:
                     )
                 ).all()
                 out.append(
-                    {
-                        "id": row.id,
-                        "url": row.url,
-                        "status": row.status,
-                        "attempts": [
-                            {
-                                "at": iso(a.at),
-                                "status_code": a.status_code,
-                                "error": a.error,
-                                "duration_ms": a.duration_ms,
-                            }
+                    WebhookDelivery(
+                        id=row.id,
+                        url=row.url,
+                        status=row.status,
+                        attempts=[
+                            WebhookAttempt(
+                                at=a.at, status_code=a.status_code, error=a.error, duration_ms=a.duration_ms
+                            )
                             for a in attempts
                         ],
-                        "next_attempt_at": iso(row.next_attempt_at),
-                        "delivered_at": iso(row.delivered_at),
-                    }
+                        next_attempt_at=row.next_attempt_at,
+                        delivered_at=row.delivered_at,
+                    )
                 )
             return out
 
@@ -234,5 +236,7 @@ class SessionRecords:
         row = await self.get(session_id)
         if row is None:
             return {"session": None}
-        summary = await self.summary(row, with_deliveries=False)
+        summary = (await self.summary(row, with_deliveries=False)).model_dump(
+            mode="json", exclude={"webhooks"}
+        )
         return {"session": summary, "transcript": await self.transcript(session_id), "form": summary["form"]}

@@ -1,21 +1,26 @@
 """What the endpoints answer, as pydantic models: the OpenAPI document is built from them.
 
-The read side writes plain dicts (`records.py`); these models say what
-those dicts hold, and the API fuzz test checks every answer against them. An object
-may carry more keys than a model names (JSON Schema allows it), so adding a field to a
-record breaks no client and no test.
+The read side (`records.py`) returns the session views as these models, and the
+handlers dump them; the API fuzz test checks every answer against them. Times are
+ISO 8601 in UTC with an offset (`2026-12-01T14:00:00+00:00`), as they always were.
+An object may carry more keys than a model names (JSON Schema allows it), so adding a
+field to a record breaks no client and no test.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer
 
 from contract.model import FormField
 
+from .clock import iso
 from .queries import Status
+
+# A stored time, shown as ISO 8601 in UTC (`clock.iso`).
+Timestamp = Annotated[dt.datetime, PlainSerializer(iso, return_type=str)]
 
 
 class ErrorDetail(BaseModel):
@@ -64,7 +69,7 @@ class StatusChange(BaseModel):
 
     status: Status
     reason: str | None
-    at: dt.datetime | None
+    at: Timestamp | None
 
 
 class FormAnswer(BaseModel):
@@ -90,7 +95,7 @@ class FormState(BaseModel):
 class WebhookAttempt(BaseModel):
     """One try at sending the post-call webhook."""
 
-    at: dt.datetime | None
+    at: Timestamp | None
     status_code: int | None
     error: str | None
     duration_ms: float
@@ -103,8 +108,8 @@ class WebhookDelivery(BaseModel):
     url: str
     status: str
     attempts: list[WebhookAttempt]
-    next_attempt_at: dt.datetime | None
-    delivered_at: dt.datetime | None
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
 
 
 class SessionRecord(BaseModel):
@@ -118,17 +123,20 @@ class SessionRecord(BaseModel):
     participant_identity: str
     origin: str | None
     origin_url: str | None
-    created_at: dt.datetime
-    joined_at: dt.datetime | None
-    user_joined_at: dt.datetime | None
-    agent_joined_at: dt.datetime | None
-    ended_at: dt.datetime | None
+    created_at: Timestamp
+    joined_at: Timestamp | None
+    user_joined_at: Timestamp | None
+    agent_joined_at: Timestamp | None
+    ended_at: Timestamp | None
     history: list[StatusChange]
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(description="verified: from an API key or a session grant")
+    unverified_metadata: dict[str, Any] = Field(description="what the page sent; the user's word")
     config: dict[str, Any] = Field(description="the effective session configuration (no secrets)")
     usage: dict[str, Any] | None
     form: FormState
-    webhooks: list[WebhookDelivery]
+    webhooks: list[WebhookDelivery] | None = Field(
+        None, description="the post-call webhook's deliveries; not in the webhook's own copy"
+    )
 
 
 class SessionListItem(BaseModel):
@@ -139,8 +147,8 @@ class SessionListItem(BaseModel):
     status: Status
     end_reason: str | None
     origin: str | None
-    created_at: dt.datetime
-    ended_at: dt.datetime | None
+    created_at: Timestamp
+    ended_at: Timestamp | None
 
 
 class SessionList(BaseModel):

@@ -21,6 +21,7 @@ from .queries import (
 )
 from .queries import session_id as path_session_id
 from .records import SessionRecords, list_item
+from .responses import SessionList
 from .session_status import SessionStatus
 from .settings import Settings
 from .strict_json import json_response
@@ -44,7 +45,7 @@ class Retrieval:
     async def session(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}`."""
         row = await self._session(request)
-        return json_response(await self._records.summary(row))
+        return json_response((await self._records.summary(row)).model_dump(mode="json"))
 
     async def logs(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}/logs?limit=&cursor=&types=`: events in order, a page at a time."""
@@ -58,7 +59,7 @@ class Retrieval:
     async def form(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}/form`: each field, its value, and whether the form is complete."""
         row = await self._session(request)
-        return json_response(await self._records.form(row))
+        return json_response((await self._records.form(row)).model_dump(mode="json"))
 
     async def list(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions?character=&status=&since=&limit=&cursor=`: newest first."""
@@ -72,4 +73,5 @@ class Retrieval:
             before=list_before(query),
         )
         next_cursor = list_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == query.limit else None
-        return json_response({"sessions": [list_item(r) for r in rows], "next_cursor": next_cursor})
+        page = SessionList(sessions=[list_item(r) for r in rows], next_cursor=next_cursor)
+        return json_response(page.model_dump(mode="json"))
