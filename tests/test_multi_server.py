@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from testkit.livekit_server import API_KEY, API_SECRET
+from testkit.waiting import wait_until
 from tests.conftest import TEST_CHARACTERS, _create_pg_database, _drop_pg_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -26,17 +27,17 @@ def free_port() -> int:
 
 
 async def wait_healthy(http: aiohttp.ClientSession, url: str, proc: asyncio.subprocess.Process) -> None:
-    for _ in range(200):
+    async def healthy() -> bool:
         if proc.returncode is not None:
             raise RuntimeError(f"token server exited with {proc.returncode}")
         try:
             async with http.get(url + "/healthz") as resp:
-                if resp.status == 200:
-                    return
+                return resp.status == 200
         except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"{url} never became healthy")
+            return False
+
+    # a loaded machine takes a while to import and migrate; a broken server exits at once
+    await wait_until(healthy, 90, f"{url} to become healthy", interval=0.1)
 
 
 async def test_two_processes_one_database_exact_limit(livekit_server, livekit):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -17,6 +16,7 @@ from livekit.protocol import models, webhook
 
 from contract.ingest_token import sign_ingest_token
 from testkit.livekit_server import API_KEY, API_SECRET
+from testkit.waiting import wait_until
 from token_server.app import DB, LIFECYCLE, START
 from token_server.db import sessions
 
@@ -274,10 +274,11 @@ async def test_the_sweeper_runs_by_itself_and_survives_a_restart(make_client):
     )
     await client.close()  # the server stops with the session still pending
     restarted = await make_client(sweep_interval_seconds=0.05)
-    for _ in range(100):
-        if (await status_of(restarted, first["session_id"]))["status"] == "ended":
-            break
-        await asyncio.sleep(0.05)
+
+    async def ended() -> bool:
+        return (await status_of(restarted, first["session_id"]))["status"] == "ended"
+
+    await wait_until(ended, 10, "the restarted server's sweep to end the session")
     assert (await status_of(restarted, first["session_id"]))["end_reason"] == "join_timeout"
     assert (await restarted.post("/v1/sessions", json=LOCKED, headers=ORIGIN)).status == 201
 

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from testkit.tts.clips import HITS, clip_app
 from testkit.tts.engine import CHATTERBOX_WARNINGS, tiny_engine, tiny_model_root
 from testkit.tts.resolver import TableResolver
+from testkit.waiting import wait_until
 from voice_service.service import create_app
 from voice_service.settings import ServiceSettings
 from voice_service.text import split_text
@@ -136,10 +137,7 @@ async def test_disconnecting_stops_the_remaining_synthesis(client: TestClient, e
     assert await resp.content.readany()
     resp.close()
     # Wait for the service to notice, then make sure nothing more is queued.
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if engine.queue_depth == 0:
-            break
+    await wait_until(lambda: engine.queue_depth == 0, 5, "the service to drop the queued sentences")
     await asyncio.sleep(0.3)
     assert engine.queue_depth == 0
     assert engine.stats.utterances - before < len(sentences) - 2
