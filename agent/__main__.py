@@ -1,5 +1,7 @@
 """`python -m agent dev|start|console|download-files`: the worker through livekit's CLI.
 
+`test [SLUG...]` runs the characters' conversation tests (agent/conversation_tests.py).
+
 `console --character SLUG [--text]` talks to a character from `CHARACTERS_DIR`
 locally: no LiveKit server and no token server (reports go to the log).
 """
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 from contract.ingest_token import SHORT_KEY_WARNING, quiet_short_secret
 from contract.voice_models import VOICE_MODELS
 
+from . import conversation_tests
 from .providers import EMBEDDED_VOICE_ERROR_ENV, missing_providers
 from .settings import Settings
 from .worker import CONSOLE_CHARACTER_ENV, build_server
@@ -121,6 +124,8 @@ class _QuietStart(logging.Filter):
 def main() -> None:
     """Run the livekit-agents CLI with the Oshara worker."""
     argv = sys.argv[1:]
+    if argv[:1] == ["test"]:
+        sys.exit(conversation_tests.main(argv[1:]))
     character = _take_option(argv, "--character")
     if argv[:1] == ["console"]:
         if not character:

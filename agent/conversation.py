@@ -29,6 +29,7 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import CloseEvent, ErrorEvent
 from livekit.agents.voice.io import AudioInput, AudioOutput
 from livekit.agents.voice.room_io import RoomOptions, TextInputOptions
+from livekit.agents.voice.speech_handle import SpeechHandle
 
 from contract.events import Error, SessionStarted
 from contract.session_config import DispatchConfig, SessionConfig
@@ -203,10 +204,11 @@ def _connect_options(settings: Settings) -> SessionConnectOptions:
     )
 
 
-def greet(conversation: Conversation, config: SessionConfig) -> None:
-    """Speak the session's greeting, interruptible unless the character says not."""
+def greet(conversation: Conversation, config: SessionConfig) -> SpeechHandle | None:
+    """Speak the session's greeting, interruptible unless the character says not; its handle."""
     if config.greeting.strip():
-        conversation.session.say(config.greeting, allow_interruptions=config.greeting_interruptible)
+        return conversation.session.say(config.greeting, allow_interruptions=config.greeting_interruptible)
+    return None
 
 
 def _report_voice_fallback(session: AgentSession, model: tts.TTS | None, report: Report) -> None:

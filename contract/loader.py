@@ -20,7 +20,17 @@ class CharacterFileError(ValueError):
         super().__init__(f"{path}: " + "; ".join(problems))
 
 
-def _problems(exc: ValidationError) -> list[str]:
+SCENARIO_SUFFIXES = (".tests.yaml", ".tests.yml")
+"""A character's conversation tests: `characters/<slug>.tests.yaml`, beside the character."""
+
+
+def is_scenario_file(path: Path) -> bool:
+    """Whether `path` holds conversation tests rather than a character."""
+    return path.name.endswith(SCENARIO_SUFFIXES)
+
+
+def yaml_problems(exc: ValidationError) -> list[str]:
+    """`field: message` lines for a YAML file that failed validation, `(file)` for the whole."""
     return [f"{p['field']}: {p['message']}" for p in validation_problems(exc, root="(file)")]
 
 
@@ -39,7 +49,7 @@ def load_character(path: Path) -> Character:
     try:
         character = Character.model_validate(raw)
     except ValidationError as exc:
-        raise CharacterFileError(path, _problems(exc)) from None
+        raise CharacterFileError(path, yaml_problems(exc)) from None
     if character.slug != path.stem:
         raise CharacterFileError(path, [f"slug: {character.slug!r} must match the file name {path.stem!r}"])
     return character
@@ -48,13 +58,17 @@ def load_character(path: Path) -> Character:
 def load_characters(directory: Path) -> dict[str, Character]:
     """Every `*.yaml` / `*.yml` character in `directory`, by slug.
 
+    A character's conversation tests beside it (`<slug>.tests.yaml`) are not characters.
+
     Raises:
         CharacterFileError: the first bad file (start-up stops on it).
         FileNotFoundError: `directory` does not exist.
     """
     if not directory.is_dir():
         raise FileNotFoundError(f"characters directory {directory} does not exist")
-    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    files = sorted(
+        p for p in [*directory.glob("*.yaml"), *directory.glob("*.yml")] if not is_scenario_file(p)
+    )
     characters: dict[str, Character] = {}
     for path in files:
         character = load_character(path)
