@@ -108,7 +108,7 @@ class MCPStandIn(_Strict):
 
     `url`: another server (a staging copy). `stand_in`: `module:callable`, a callable
     returning an async context manager that serves an MCP server and yields its URL
-    (the project's: `tests.agent_support.mcp_server:orders_standin`).
+    (the project's: `testkit.standins.mcp_server:orders_standin`).
     """
 
     url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None

@@ -1,7 +1,9 @@
 """A real MCP server (the `mcp` package's MCPServer, streamable HTTP) on loopback.
 
 Its `lookup_order` tool records the headers and arguments of every call, so a
-test can assert what the worker sent; `broken_tool` always fails.
+test can assert what the worker sent; `broken_tool` always fails. Given `orders`
+(order id -> owning customer), it answers only about the caller's own orders, as a
+real orders service would; `orders_standin` serves that one for conversation tests.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class OrdersMCP:
     """What the orders server saw."""
 
     calls: list[dict[str, Any]] = field(default_factory=list)
+    orders: dict[str, str] = field(default_factory=dict)
+    """Order id -> the customer it belongs to; empty: every order is the caller's."""
 
     def build(self) -> MCPServer:
         """The MCP server with its tools."""
@@ -40,6 +44,8 @@ class OrdersMCP:
                     "headers": headers,
                 }
             )
+            if self.orders and self.orders.get(order_id.strip().upper()) != customer_id:
+                raise ToolError(f"customer {customer_id} has no order {order_id}")
             return f"Order {order_id} for customer {customer_id}: shipped yesterday."
 
         @server.tool()
@@ -53,6 +59,15 @@ class OrdersMCP:
             return "should never be listed"
 
         return server
+
+
+STANDIN_ORDERS = {"A123": "cust-42", "B777": "cust-99"}
+"""The orders the conversation-test stand-in knows (characters/support-bot.tests.yaml)."""
+
+
+def orders_standin() -> contextlib.AbstractAsyncContextManager[str]:
+    """The orders MCP server for `python -m agent test`: A123 is cust-42's, B777 cust-99's."""
+    return serve_mcp(OrdersMCP(orders=dict(STANDIN_ORDERS)).build())
 
 
 def free_port() -> int:
