@@ -125,6 +125,8 @@ def main() -> None:
     """Run the livekit-agents CLI with the Oshara worker."""
     argv = sys.argv[1:]
     if argv[:1] == ["test"]:
+        if "--audio" in argv and not Settings().chatterbox_url and (url := _start_embedded_voice_service()):
+            os.environ["CHATTERBOX_URL"] = url
         sys.exit(conversation_tests.main(argv[1:]))
     character = _take_option(argv, "--character")
     if argv[:1] == ["console"]:

@@ -9,8 +9,15 @@ checks read its `RunResult` (`expect.contains_function_call`, the assistant
 messages, `judge` for a plain-language criterion) and what the session reported
 (the arguments a tool really received, form answers, why the call ended).
 
+With `--audio` each user turn is spoken instead: espeak-ng speech goes into the
+session's microphone in real time, through Silero VAD, the STT, the local end-of-turn
+model, the LLM and the TTS, as in a call (a RunResult per turn is filled from the
+session's events). The microphone and espeak-ng helpers are the repository's
+(tests/agent_support), so `--audio` runs from a checkout with espeak-ng installed.
+
 Exit codes: 0 every scenario passed; 1 some expectation failed; 2 a scenario file,
-character or name given is wrong; 3 no LLM is configured.
+character or name given is wrong; 3 no LLM (with `--audio`: no STT or TTS either) is
+configured.
 """
 
 from __future__ import annotations
@@ -24,13 +31,18 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
 from livekit.agents import llm, utils
+from livekit.agents.voice.events import (
+    AgentStateChangedEvent,
+    ConversationItemAddedEvent,
+    FunctionToolsExecutedEvent,
+)
 from livekit.agents.voice.run_result import (
     ChatMessageEvent,
     FunctionCallEvent,
@@ -46,9 +58,10 @@ from contract.templates import MissingVariables, render
 from contract.voice_models import VoiceModelError, resolve_voice_model
 
 from .conversation import Conversation, SessionModels, greet, start_conversation
-from .providers import ProviderUnavailable, build_llm
+from .providers import LocalModels, ProviderUnavailable, build_llm, load_local_models
 from .scenarios import Expectations, Scenario, ScenarioFile, load_scenario_file, scenario_path
 from .settings import Settings
+from .worker import _build_models
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
@@ -168,11 +181,13 @@ def _args(arguments: dict[str, Any] | str) -> str:
     return _short(json.dumps(arguments, ensure_ascii=False), 120)
 
 
-def _describe_events(result: RunResult[Any]) -> list[str]:
-    """What the agent said and did in one run, one line each."""
+def _describe_events(result: RunResult[Any], *, heard: bool = False) -> list[str]:
+    """What the agent said and did in one run, one line each; `heard`: what STT made of the user."""
     lines: list[str] = []
     for event in result.events:
-        if isinstance(event, FunctionCallEvent):
+        if heard and isinstance(event, ChatMessageEvent) and event.item.role == "user":
+            lines.append(f"  heard  {_short(event.item.text_content or '', 400)}")
+        elif isinstance(event, FunctionCallEvent):
             lines.append(f"  tool   {event.item.name}({_args(event.item.arguments)})")
         elif isinstance(event, FunctionCallOutputEvent):
             mark = " (error)" if event.item.is_error else ""
@@ -284,64 +299,157 @@ async def check_turn(
                 outcome.ok(f"judged: {expect.judge!r}")
 
 
+ModelBuilder = Callable[[SessionConfig, Settings, LocalModels], SessionModels]
+
+
+@dataclass
+class AudioMode:
+    """`--audio`: each user turn spoken by espeak-ng into the session's microphone.
+
+    The local models (Silero VAD, the end-of-turn model) are loaded once for the run.
+    """
+
+    local: LocalModels
+
+
+class _SpokenTurns:
+    """The microphone and speaker of a scenario's voice session, and its turns as RunResults.
+
+    A spoken turn does not go through `AgentSession.run` (which takes text), so its
+    RunResult is filled from the session's own events, the same items `run` records:
+    the user's transcript, each tool call and output, the agent's replies.
+    """
+
+    def __init__(self) -> None:
+        # the repository's espeak-ng microphone (tests/agent_support); see the module docstring
+        from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
+        from tests.agent_support.microphone import Microphone
+
+        self.input = PushAudioInput()
+        self.output = RecordingAudioOutput(sample_rate=24_000, speed=4.0)
+        self.microphone = Microphone(self.input, sample_rate=48_000)
+
+    async def turn(self, conversation: Conversation, text: str) -> RunResult[None]:
+        session = conversation.session
+        result: RunResult[None] = RunResult(user_input=text, output_type=None)
+        heard = asyncio.Event()
+        answered = False
+        settled = asyncio.Event()  # the agent answered and listens again, or the call closed
+
+        def on_item(ev: ConversationItemAddedEvent) -> None:
+            nonlocal answered
+            if isinstance(ev.item, llm.ChatMessage) and ev.item.role in ("user", "assistant"):
+                result.events.append(ChatMessageEvent(item=ev.item))
+                if ev.item.role == "user":
+                    heard.set()
+                elif heard.is_set():
+                    answered = True
+                    if session.agent_state == "listening":
+                        settled.set()
+
+        def on_tools(ev: FunctionToolsExecutedEvent) -> None:
+            for call, output in ev.zipped():
+                result.events.extend([FunctionCallEvent(item=call), FunctionCallOutputEvent(item=output)])
+
+        def on_state(ev: AgentStateChangedEvent) -> None:
+            if answered and ev.new_state == "listening":
+                settled.set()
+
+        def on_close(_: object) -> None:
+            settled.set()
+
+        handlers = {
+            "conversation_item_added": on_item,
+            "function_tools_executed": on_tools,
+            "agent_state_changed": on_state,
+            "close": on_close,
+        }
+        for name, handler in handlers.items():
+            session.on(name, handler)  # type: ignore[arg-type]
+        try:
+            await self.microphone.say(text, pause_after=0.3)
+            if not conversation.closed.is_set():
+                await settled.wait()
+        finally:
+            for name, handler in handlers.items():
+                session.off(name, handler)  # type: ignore[arg-type]
+        result.events.sort(key=lambda e: e.item.created_at)
+        if not heard.is_set():
+            raise RuntimeError("nothing was heard: the speech was not transcribed")
+        return result
+
+
 async def run_scenario(
-    character: Character, scenario: Scenario, settings: Settings, *, label: str = "text"
+    character: Character,
+    scenario: Scenario,
+    settings: Settings,
+    *,
+    audio: AudioMode | None = None,
+    build_models: ModelBuilder = _build_models,
 ) -> ScenarioOutcome:
-    """Run one scenario in text mode and check every turn.
+    """Run one scenario, typed (or spoken, with `audio`), and check every turn.
 
     Raises:
-        ProviderUnavailable: no LLM is configured for the character.
+        ProviderUnavailable: a model the session needs is not configured.
         ScenarioSetupError: the scenario cannot start (see `scenario_session`).
     """
     outcome = ScenarioOutcome(character=character.slug, scenario=scenario.name)
-    outcome.lines.append(f"{character.slug} · {scenario.name} ({label})")
+    outcome.lines.append(f"{character.slug} · {scenario.name} ({'audio' if audio else 'text'})")
     if scenario.description:
         outcome.lines.append(f"  {scenario.description}")
     started = time.monotonic()
-    config, dispatch = scenario_session(character, scenario)
+    config, dispatch = scenario_session(character, scenario, mode="voice" if audio else "text")
     reports: list[SessionEvent] = []
     environ = {**os.environ, **scenario.env}
-    async with _mcp_servers(config, scenario) as config:
-        session_llm = build_llm(config, settings)
+    spoken = _SpokenTurns() if audio is not None else None
+    async with _mcp_servers(config, scenario) as config, contextlib.AsyncExitStack() as stack:
+        local = audio.local if audio is not None else LocalModels(vad=None, turn_detector=None)  # type: ignore[arg-type]
+        models = build_models(config, settings, local)
         judge_llm = build_llm(config, settings)
+        stack.push_async_callback(judge_llm.aclose)
+        if spoken is not None:
+            spoken.microphone.start()
+            stack.push_async_callback(spoken.microphone.aclose)
         conversation = await start_conversation(
             config=config,
             dispatch=dispatch,
             settings=settings,
-            models=SessionModels(vad=None, turn_detector=None, stt=None, llm=session_llm, tts=None),
+            models=models,
             report=reports.append,
             environ=environ,
+            audio_input=spoken.input if spoken is not None else None,
+            audio_output=spoken.output if spoken is not None else None,
         )
-        try:
-            for server in conversation.mcp.unavailable:
-                outcome.lines.append(f"  note   the MCP server '{server}' is unavailable in this session")
-            handle = greet(conversation, config)
-            if handle is not None:
-                await handle
-                outcome.lines.append(f"  agent  {_short(config.greeting, 400)}")
-            for number, turn in enumerate(scenario.turns, 1):
-                outcome.lines.append(f"  user   {turn.user}")
-                outcome.turn = number
-                if conversation.closed.is_set():
-                    outcome.checks += max(turn.expect.count(), 1)
-                    outcome.fail("the call had already ended")
-                    break
-                before = len(reports)
-                try:
-                    async with asyncio.timeout(TURN_TIMEOUT):
-                        result: RunResult[None] = await conversation.session.run(user_input=turn.user)
-                except Exception as exc:
-                    outcome.checks += max(turn.expect.count(), 1)
-                    kind = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
-                    outcome.fail(f"the agent {kind}: {_short(str(exc) or type(exc).__name__)}")
-                    break
-                outcome.lines.extend(_describe_events(result))
-                await check_turn(
-                    turn.expect, result, reports[before:], conversation, outcome, judge_llm=judge_llm
-                )
-        finally:
-            await conversation.aclose()
-            await judge_llm.aclose()
+        stack.push_async_callback(conversation.aclose)
+        for server in conversation.mcp.unavailable:
+            outcome.lines.append(f"  note   the MCP server '{server}' is unavailable in this session")
+        handle = greet(conversation, config)
+        if handle is not None:
+            await handle
+            outcome.lines.append(f"  agent  {_short(config.greeting, 400)}")
+        for number, turn in enumerate(scenario.turns, 1):
+            outcome.lines.append(f"  user   {turn.user}")
+            outcome.turn = number
+            if conversation.closed.is_set():
+                outcome.checks += max(turn.expect.count(), 1)
+                outcome.fail("the call had already ended")
+                break
+            before = len(reports)
+            try:
+                async with asyncio.timeout(TURN_TIMEOUT):
+                    if spoken is not None:
+                        result = await spoken.turn(conversation, turn.user)
+                    else:
+                        result = await conversation.session.run(user_input=turn.user)
+            except Exception as exc:
+                outcome.checks += max(turn.expect.count(), 1)
+                kind = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
+                outcome.fail(f"the agent {kind}: {_short(str(exc) or type(exc).__name__)}")
+                break
+            outcome.lines.extend(_describe_events(result, heard=spoken is not None))
+            await check_turn(
+                turn.expect, result, reports[before:], conversation, outcome, judge_llm=judge_llm
+            )
     outcome.seconds = time.monotonic() - started
     verdict = "PASSED" if outcome.passed else f"FAILED ({len(outcome.failures)} of {outcome.checks} checks)"
     outcome.lines.append(f"  {verdict} in {outcome.seconds:.1f} s")
@@ -426,10 +534,16 @@ async def run_tests(
     *,
     slugs: Sequence[str] = (),
     scenario: str | None = None,
+    audio: bool = False,
     junit: Path | None = None,
     out: TextIO = sys.stdout,
+    build_models: ModelBuilder = _build_models,
 ) -> int:
-    """Run the selected conversation tests, print their report; the exit code."""
+    """Run the selected conversation tests, print their report; the exit code.
+
+    `build_models` makes each session's models (the worker's way by default; a test
+    passes its own to use a fake TTS).
+    """
 
     def say(line: str = "") -> None:
         print(line, file=out, flush=True)
@@ -447,17 +561,30 @@ async def run_tests(
 
     outcomes: list[ScenarioOutcome] = []
     started = time.monotonic()
+    mode: AudioMode | None = None
+    if audio:
+        from tests.agent_support.speech import ESPEAK
+
+        if ESPEAK is None:
+            say("error: --audio speaks the user's turns with espeak-ng: apt-get install espeak-ng")
+            return EXIT_USAGE
+        mode = AudioMode(local=await asyncio.to_thread(load_local_models))
     async with utils.http_context.open():
         for character, scenarios, _path in selection.runs:
             for item in scenarios.scenarios:
                 try:
-                    outcome = await run_scenario(character, item, settings)
-                except ProviderUnavailable as exc:
-                    say(
-                        f"error: no LLM is configured for {character.slug}: {exc}.\n"
-                        "Set OPENAI_API_KEY (and OPENAI_BASE_URL for another OpenAI-compatible "
-                        "server), or the character's llm.base_url."
+                    outcome = await run_scenario(
+                        character, item, settings, audio=mode, build_models=build_models
                     )
+                except ProviderUnavailable as exc:
+                    if any("no LLM" in m for m in exc.missing):
+                        say(
+                            f"error: no LLM is configured for {character.slug}: {exc}.\n"
+                            "Set OPENAI_API_KEY (and OPENAI_BASE_URL for another OpenAI-compatible "
+                            "server), or the character's llm.base_url."
+                        )
+                    else:
+                        say(f"error: --audio needs the whole voice pipeline: {exc}.")
                     return EXIT_NO_LLM
                 except ScenarioSetupError as exc:
                     outcome = ScenarioOutcome(character=character.slug, scenario=item.name)
@@ -494,6 +621,11 @@ def parser() -> argparse.ArgumentParser:
         "slugs", nargs="*", metavar="SLUG", help="characters to test (default: every one with tests)"
     )
     p.add_argument("--scenario", metavar="NAME", help="run only the scenarios of this name")
+    p.add_argument(
+        "--audio",
+        action="store_true",
+        help="speak each user turn with espeak-ng through VAD, STT, turn detection and TTS",
+    )
     p.add_argument("--junit", metavar="FILE", type=Path, help="also write a JUnit XML report to FILE")
     return p
 
@@ -506,5 +638,11 @@ def main(argv: Sequence[str], settings: Settings | None = None) -> int:
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     return asyncio.run(
-        run_tests(settings or Settings(), slugs=args.slugs, scenario=args.scenario, junit=args.junit)
+        run_tests(
+            settings or Settings(),
+            slugs=args.slugs,
+            scenario=args.scenario,
+            audio=args.audio,
+            junit=args.junit,
+        )
     )
