@@ -101,3 +101,46 @@ def character_script(body: dict[str, Any]) -> TextReply | ToolCallReply:
     if "You are Ana" in system:
         return _receptionist(body)
     return TextReply("I am not scripted for this character.")
+
+
+async def _serve(llm_port: int, stt_port: int) -> None:
+    from aiohttp import web
+
+    from agent.scenarios import load_scenario_file
+    from contract import DEFAULT_CHARACTERS_DIR
+
+    from .deepgram_standin import DeepgramStandIn
+    from .openai_standin import OpenAIStandIn
+
+    spoken = [
+        turn.user
+        for path in sorted(DEFAULT_CHARACTERS_DIR.glob("*.tests.yaml"))
+        for scenario in load_scenario_file(path).scenarios
+        for turn in scenario.turns
+    ]
+    runners = []
+    for app, port in (
+        (OpenAIStandIn(script=character_script, first_token_delay=0.0).app(), llm_port),
+        (DeepgramStandIn(transcripts=spoken, silence_to_end=0.8).app(), stt_port),
+    ):
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+    print(
+        f"OPENAI_BASE_URL=http://127.0.0.1:{llm_port}/v1 OPENAI_API_KEY=standin "
+        f"DEEPGRAM_BASE_URL=ws://127.0.0.1:{stt_port}/v1/listen DEEPGRAM_API_KEY=standin",
+        flush=True,
+    )
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    # `python -m tests.agent_support.character_script [LLM_PORT STT_PORT]`: the scripted LLM
+    # and the Deepgram stand-in (hearing the shipped scenarios' turns, all in order), for
+    # timing `python -m agent test` itself offline.
+    import asyncio
+    import sys
+
+    ports = [int(p) for p in sys.argv[1:3]] or [8091, 8092]
+    asyncio.run(_serve(*ports))
