@@ -50,7 +50,7 @@ from livekit.agents.voice.run_result import (
     RunResult,
 )
 
-from contract.events import SessionEvent, ToolCall
+from contract.events import Error, SessionEvent, ToolCall
 from contract.loader import CharacterFileError, load_characters
 from contract.model import Character
 from contract.session_config import DispatchConfig, SessionConfig
@@ -71,6 +71,7 @@ EXIT_NO_LLM = 3
 TURN_TIMEOUT = 120.0
 """Seconds one user turn may take, tool calls and retries included."""
 
+_MODEL_SOURCES = ("stt", "llm", "tts", "agent")
 _HELD = "✓"
 _MISSED = "✗ FAIL"
 
@@ -358,21 +359,19 @@ class _SpokenTurns:
         def on_close(_: object) -> None:
             settled.set()
 
-        handlers = {
-            "conversation_item_added": on_item,
-            "function_tools_executed": on_tools,
-            "agent_state_changed": on_state,
-            "close": on_close,
-        }
-        for name, handler in handlers.items():
-            session.on(name, handler)  # type: ignore[arg-type]
+        session.on("conversation_item_added", on_item)
+        session.on("function_tools_executed", on_tools)
+        session.on("agent_state_changed", on_state)
+        session.on("close", on_close)
         try:
             await self.microphone.say(text, pause_after=0.3)
             if not conversation.closed.is_set():
                 await settled.wait()
         finally:
-            for name, handler in handlers.items():
-                session.off(name, handler)  # type: ignore[arg-type]
+            session.off("conversation_item_added", on_item)
+            session.off("function_tools_executed", on_tools)
+            session.off("agent_state_changed", on_state)
+            session.off("close", on_close)
         result.events.sort(key=lambda e: e.item.created_at)
         if not heard.is_set():
             raise RuntimeError("nothing was heard: the speech was not transcribed")
@@ -447,6 +446,10 @@ async def run_scenario(
                 outcome.fail(f"the agent {kind}: {_short(str(exc) or type(exc).__name__)}")
                 break
             outcome.lines.extend(_describe_events(result, heard=spoken is not None))
+            for error in (r for r in reports[before:] if isinstance(r, Error) and r.source in _MODEL_SOURCES):
+                # a failing model fails the turn, whatever it expects (a failed MCP tool may be the point)
+                outcome.checks += 1
+                outcome.fail(f"the session reported an error: {_short(error.message, 300)}")
             await check_turn(
                 turn.expect, result, reports[before:], conversation, outcome, judge_llm=judge_llm
             )

@@ -214,3 +214,41 @@ def test_with_no_llm_configured_the_command_says_so_with_its_own_exit_code():
     assert proc.returncode == EXIT_NO_LLM, proc.stdout + proc.stderr
     assert "no LLM is configured for receptionist" in proc.stdout
     assert "OPENAI_API_KEY" in proc.stdout
+
+
+async def test_a_failing_llm_fails_the_turn_and_says_why(aiohttp_server):
+    standin = OpenAIStandIn(script=character_script, first_token_delay=0.0, fail_next=1000)
+    server = await aiohttp_server(standin.app())
+    out = io.StringIO()
+    code = await run_tests(settings_for(str(server.make_url("/v1"))), slugs=["receptionist"], out=out)
+    report = out.getvalue()
+    assert code == EXIT_FAILED, report
+    assert "    ✗ FAIL  the session reported an error: llm error: APIStatusError" in report
+    assert "    ✗ FAIL  reply contains 'Monday': there was no reply" in report
+
+
+async def test_a_scenario_that_cannot_start_fails_and_says_why(llm_standin, tmp_path):
+    _, url = llm_standin
+    shutil.copy(DEFAULT_CHARACTERS_DIR / "receptionist.yaml", tmp_path / "receptionist.yaml")
+    (tmp_path / "receptionist.tests.yaml").write_text(
+        "scenarios:\n"
+        "  - name: no-such-server\n    mcp_servers: {crm: {url: 'http://127.0.0.1:9/mcp'}}\n"
+        "    turns: [{user: hi}]\n"
+        "  - name: fine\n    turns: [{user: 'Hello, what are your opening hours?', expect: {reply_contains: Monday}}]\n"
+    )
+    out = io.StringIO()
+    code = await run_tests(settings_for(url, tmp_path), out=out)
+    report = out.getvalue()
+    assert code == EXIT_FAILED, report
+    assert "✗ FAIL  the scenario cannot start: the character has no MCP server named crm" in report
+    assert "receptionist · fine (text)" in report
+    assert "1 of 2 scenarios failed" in report
+
+
+async def test_tests_for_no_character_are_refused(tmp_path):
+    shutil.copy(DEFAULT_CHARACTERS_DIR / "receptionist.yaml", tmp_path / "receptionist.yaml")
+    (tmp_path / "receptionist.tests.yaml").write_text("scenarios: [{name: a, turns: [{user: hi}]}]\n")
+    (tmp_path / "ghost.tests.yaml").write_text("scenarios: [{name: a, turns: [{user: hi}]}]\n")
+    out = io.StringIO()
+    assert await run_tests(Settings(_env_file=None, characters_dir=tmp_path), out=out) == EXIT_USAGE
+    assert "conversation tests for no character: ghost.tests.yaml" in out.getvalue()
