@@ -13,7 +13,7 @@ With `--audio` each user turn is spoken instead: espeak-ng speech goes into the
 session's microphone in real time, through Silero VAD, the STT, the local end-of-turn
 model, the LLM and the TTS, as in a call (a RunResult per turn is filled from the
 session's events). The microphone and espeak-ng helpers are the repository's
-(tests/agent_support), so `--audio` runs from a checkout with espeak-ng installed.
+(testkit/audio), so `--audio` runs from a checkout with espeak-ng installed.
 
 Exit codes: 0 every scenario passed; 1 some expectation failed; 2 a scenario file,
 character or name given is wrong; 3 no LLM (with `--audio`: no STT or TTS either) is
@@ -322,9 +322,9 @@ class _SpokenTurns:
     """
 
     def __init__(self) -> None:
-        # the repository's espeak-ng microphone (tests/agent_support); see the module docstring
-        from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
-        from tests.agent_support.microphone import Microphone
+        # the repository's espeak-ng microphone (testkit/audio); see the module docstring
+        from testkit.audio.audio_io import PushAudioInput, RecordingAudioOutput
+        from testkit.audio.microphone import Microphone
 
         self.input = PushAudioInput()
         self.output = RecordingAudioOutput(sample_rate=24_000, speed=4.0)
@@ -566,7 +566,7 @@ async def run_tests(
     started = time.monotonic()
     mode: AudioMode | None = None
     if audio:
-        from tests.agent_support.speech import ESPEAK
+        from testkit.audio.speech import ESPEAK
 
         if ESPEAK is None:
             say("error: --audio speaks the user's turns with espeak-ng: apt-get install espeak-ng")

@@ -10,6 +10,8 @@ speech, and one way to wait.
 - `browser/`: Chromium through Playwright, and the servers its pages talk to.
 - `tts/`: reference clips and the tiny Chatterbox models the voice tests load.
 - `support_call.py`: the support-bot call the e2e tests and benchmarks script.
+- `character_script.py`: the scripted LLM the shipped characters' conversation tests run
+  against (`python -m agent test`), and a way to serve it.
 - `waiting.py`: `wait_until` and `within`.
 
 `tests/` and `bench/` import from here; nothing here imports from either.

@@ -108,9 +108,8 @@ async def _serve(llm_port: int, stt_port: int) -> None:
 
     from agent.scenarios import load_scenario_file
     from contract import DEFAULT_CHARACTERS_DIR
-
-    from .deepgram_standin import DeepgramStandIn
-    from .openai_standin import OpenAIStandIn
+    from testkit.standins.deepgram_standin import DeepgramStandIn
+    from testkit.standins.openai_standin import OpenAIStandIn
 
     spoken = [
         turn.user
@@ -136,7 +135,7 @@ async def _serve(llm_port: int, stt_port: int) -> None:
 
 
 if __name__ == "__main__":
-    # `python -m tests.agent_support.character_script [LLM_PORT STT_PORT]`: the scripted LLM
+    # `python -m testkit.character_script [LLM_PORT STT_PORT]`: the scripted LLM
     # and the Deepgram stand-in (hearing the shipped scenarios' turns, all in order), for
     # timing `python -m agent test` itself offline.
     import asyncio

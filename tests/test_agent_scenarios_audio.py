@@ -21,10 +21,10 @@ from agent.scenarios import load_scenario_file
 from agent.settings import Settings
 from contract import DEFAULT_CHARACTERS_DIR
 from contract.session_config import SessionConfig
-from tests.agent_support.character_script import character_script
-from tests.agent_support.deepgram_standin import DeepgramStandIn
-from tests.agent_support.fake_tts import FakeTTS
-from tests.agent_support.openai_standin import OpenAIStandIn
+from testkit.character_script import character_script
+from testkit.standins.deepgram_standin import DeepgramStandIn
+from testkit.standins.fake_tts import FakeTTS
+from testkit.standins.openai_standin import OpenAIStandIn
 
 pytestmark = [
     pytest.mark.voice,
