@@ -19,8 +19,15 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from agent.conversation_tests import EXIT_FAILED, EXIT_NO_LLM, EXIT_PASSED, EXIT_USAGE, run_tests
-from agent.scenarios import ScenarioFileError, load_scenario_file
+from agent.conversation_tests import (
+    EXIT_FAILED,
+    EXIT_NO_LLM,
+    EXIT_PASSED,
+    EXIT_USAGE,
+    run_tests,
+    scenario_session,
+)
+from agent.scenarios import Scenario, ScenarioFileError, load_scenario_file
 from agent.settings import Settings
 from contract import DEFAULT_CHARACTERS_DIR, load_characters
 from testkit.character_script import character_script
@@ -252,3 +259,26 @@ async def test_tests_for_no_character_are_refused(tmp_path):
     out = io.StringIO()
     assert await run_tests(Settings(_env_file=None, characters_dir=tmp_path), out=out) == EXIT_USAGE
     assert "conversation tests for no character: ghost.tests.yaml" in out.getvalue()
+
+
+def test_a_scenario_session_is_the_character_with_its_metadata_and_overrides():
+    characters = load_characters(DEFAULT_CHARACTERS_DIR)
+    scenario = Scenario.model_validate(
+        {
+            "name": "spanish",
+            "metadata": {"business": "Clínica Sol"},
+            "unverified_metadata": {"page": "/contact"},
+            "overrides": {"language": "es", "greeting": "¡Hola!"},
+            "turns": [{"user": "hola"}],
+        }
+    )
+    config, dispatch = scenario_session(characters["receptionist"], scenario)
+    assert config.mode == "text"
+    assert config.language == "es"
+    assert config.greeting == "¡Hola!"
+    assert "receptionist of Clínica Sol" in config.system_prompt
+    assert config.unverified_metadata == {"page": "/contact"}
+    assert config.voice_model == "chatterbox-multilingual-v1"
+    assert dispatch.session_id == config.session_id == "test-receptionist-spanish"
+    voice, _ = scenario_session(characters["receptionist"], scenario, mode="voice")
+    assert voice.mode == "voice"
