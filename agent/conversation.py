@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import NOT_GIVEN, APIConnectOptions, llm, stt, tts, vad
+from livekit.agents import NOT_GIVEN, APIConnectOptions, TurnHandlingOptions, llm, stt, tts, vad
 from livekit.agents.voice import Agent, AgentSession
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import CloseEvent, ErrorEvent
@@ -149,11 +149,7 @@ async def start_conversation(
         llm=models.llm,
         tts=models.tts if models.tts is not None and not text_only else NOT_GIVEN,
         # typed turns are committed as they arrive: there is no audio to find turns in
-        turn_handling=(
-            {"turn_detection": "manual"}
-            if text_only
-            else {"turn_detection": models.turn_detector, "interruption": {"mode": "vad"}}
-        ),
+        turn_handling={"turn_detection": "manual"} if text_only else turn_handling(config, models),
         max_tool_steps=5,
         conn_options=_connect_options(settings),
     )
@@ -182,6 +178,24 @@ async def start_conversation(
     )
     report(SessionStarted(agent_version=AGENT_VERSION))
     return conversation
+
+
+def turn_handling(config: SessionConfig, models: SessionModels) -> TurnHandlingOptions:
+    """A voice session's turn handling: the local end-of-turn model and the character's `turn:`.
+
+    Interruptions come from the VAD. The VAD's own silence is set on the VAD itself
+    (`agent.providers.session_vad`).
+    """
+    turn = config.turn
+    return {
+        "turn_detection": models.turn_detector,
+        "endpointing": {"min_delay": turn.min_delay_seconds, "max_delay": turn.max_delay_seconds},
+        "interruption": {
+            "mode": "vad",
+            "min_duration": turn.interrupt_min_speech_seconds,
+            "min_words": turn.interrupt_min_words,
+        },
+    }
 
 
 def room_options(config: SessionConfig) -> RoomOptions:

@@ -8,6 +8,7 @@ ships in livekit-local-inference, with VAD-based interruptions.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 from livekit.agents import inference, llm, stt, tts, vad
 from livekit.plugins import deepgram, openai, silero
 
+from contract.model import TurnConfig
 from contract.session_config import SessionConfig
 
 from .settings import Settings
@@ -60,6 +62,22 @@ def load_local_models() -> LocalModels:
         vad=silero.VAD.load(),
         turn_detector=inference.TurnDetector(version="v1-mini"),
     )
+
+
+def session_vad(loaded: vad.VAD, turn: TurnConfig) -> vad.VAD:
+    """A Silero VAD with the session's own silence setting, sharing the loaded weights.
+
+    The VAD loaded in prewarm is shared by every job of the process, and its streams
+    share its options object, so `update_options` on it would change every session.
+    This builds a VAD of its own around the same ONNX inference session (each stream
+    keeps its own model state). Any other VAD is returned as it is.
+    """
+    if not isinstance(loaded, silero.VAD):
+        return loaded
+    if loaded.min_silence_duration == turn.min_silence_seconds:
+        return loaded
+    opts = dataclasses.replace(loaded._opts, min_silence_duration=turn.min_silence_seconds)
+    return silero.VAD(session=loaded._onnx_session, opts=opts)
 
 
 def stt_language(config: SessionConfig) -> str:

@@ -38,7 +38,15 @@ from contract.voice_models import resolve_voice_model
 
 from .conversation import Conversation, SessionModels, greet, start_conversation
 from .ingest import IngestClient
-from .providers import LocalModels, ProviderUnavailable, build_llm, build_stt, build_tts, load_local_models
+from .providers import (
+    LocalModels,
+    ProviderUnavailable,
+    build_llm,
+    build_stt,
+    build_tts,
+    load_local_models,
+    session_vad,
+)
 from .settings import Settings
 
 logger = logging.getLogger("oshara.agent.worker")
@@ -284,7 +292,9 @@ def _build_models(config: SessionConfig, settings: Settings, local: LocalModels)
     stt, llm, tts = build(build_stt, "STT"), build(build_llm, None), build(build_tts, "TTS")
     if missing:
         raise ProviderUnavailable(*missing)
-    return SessionModels(vad=local.vad, turn_detector=local.turn_detector, stt=stt, llm=llm, tts=tts)
+    return SessionModels(
+        vad=session_vad(local.vad, config.turn), turn_detector=local.turn_detector, stt=stt, llm=llm, tts=tts
+    )
 
 
 def current_load(server: AgentServer, *, max_sessions: int | None = None, count_cpu: bool = True) -> float:

@@ -141,6 +141,35 @@ class VoiceSettings(_Strict):
     temperature: float = Field(0.8, gt=0.0, le=2.0)
 
 
+# livekit-agents refuses a VAD silence under 0.25 s beside the streaming end-of-turn
+# model: the model predicts from 0.2 s of silence, and the VAD must not end speech first.
+MIN_VAD_SILENCE_SECONDS = 0.25
+
+
+class TurnConfig(_Strict):
+    """When the user's turn ends and what interrupts the agent; local models only.
+
+    A turn ends when the VAD has heard `min_silence_seconds` of silence and the
+    end-of-turn model agrees; the commit then waits until `min_delay_seconds` after the
+    end of speech, or `max_delay_seconds` when the model judges the user not done.
+    The agent stops for the user's speech once it is `interrupt_min_speech_seconds`
+    long and its transcript holds `interrupt_min_words` words (0: any speech). Defaults
+    are measured in docs/benchmarks.md ("Turn-taking").
+    """
+
+    min_silence_seconds: float = Field(0.3, ge=MIN_VAD_SILENCE_SECONDS, le=2.0)
+    min_delay_seconds: float = Field(0.3, ge=0.0, le=5.0)
+    max_delay_seconds: float = Field(1.2, ge=0.1, le=10.0)
+    interrupt_min_speech_seconds: float = Field(0.5, ge=0.05, le=5.0)
+    interrupt_min_words: int = Field(2, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> TurnConfig:
+        if self.max_delay_seconds < self.min_delay_seconds:
+            raise ValueError("max_delay_seconds must not be below min_delay_seconds")
+        return self
+
+
 class Character(_Strict):
     """A talking, tool-using character, as written in `characters/<slug>.yaml`."""
 
@@ -171,6 +200,7 @@ class Character(_Strict):
     )
     llm: LLMConfig = Field(default_factory=LLMConfig)
     stt: STTConfig = Field(default_factory=STTConfig)
+    turn: TurnConfig = Field(default_factory=TurnConfig)
     mcp_servers: Annotated[list[MCPServerConfig], AfterValidator(lambda v: unique_names(v, "MCP server"))] = (
         Field(default_factory=list)
     )

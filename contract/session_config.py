@@ -16,7 +16,16 @@ from typing import Any, Final, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from .model import Character, FormConfig, LLMConfig, MCPServerConfig, SessionMode, STTConfig, VoiceSettings
+from .model import (
+    Character,
+    FormConfig,
+    LLMConfig,
+    MCPServerConfig,
+    SessionMode,
+    STTConfig,
+    TurnConfig,
+    VoiceSettings,
+)
 
 SESSION_CONFIG_VERSION: Final = 1
 
@@ -77,6 +86,7 @@ class SessionConfig(_Wire):
     mcp_servers: list[PublicMCPServer] = Field(default_factory=list)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     stt: STTConfig = Field(default_factory=STTConfig)
+    turn: TurnConfig = Field(default_factory=TurnConfig)
     max_duration_seconds: int = 3600
 
     @classmethod
@@ -113,6 +123,7 @@ class SessionConfig(_Wire):
             mcp_servers=[PublicMCPServer.of(s) for s in character.mcp_servers],
             llm=character.llm,
             stt=character.stt,
+            turn=character.turn,
             max_duration_seconds=character.max_duration_seconds,
         )
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from contract import DEFAULT_CHARACTERS_DIR, CharacterFileError, load_character, load_characters
+from contract.model import TurnConfig
 from contract.origins import origin_allowed, parse_origin, validate_origin_pattern
+from contract.session_config import SessionConfig
 from contract.templates import MissingVariables, RenderedTooLong, render
 from contract.voice_models import VoiceModelError, resolve_voice_model
 
@@ -161,3 +163,63 @@ def test_voice_model_resolution():
         resolve_voice_model(requested=None, default="chatterbox-en-v1", language="cy")
     with pytest.raises(VoiceModelError, match="unknown"):
         resolve_voice_model(requested="x", default="chatterbox-en-v1", language=None)
+
+
+# ---------------------------------------------------------------------- the turn: block
+
+TURN_BASE = "slug: c\nname: C\nsystem_prompt: hi\n"
+TURN = (
+    "turn:\n  min_silence_seconds: 0.25\n  min_delay_seconds: 0.2\n  max_delay_seconds: 1.5\n"
+    "  interrupt_min_speech_seconds: 0.4\n  interrupt_min_words: 3\n"
+)
+
+
+def turn_character(tmp_path: Path, text: str):
+    return load_character(write(tmp_path, "c", TURN_BASE + text))
+
+
+def test_a_character_without_a_turn_block_gets_the_measured_defaults(tmp_path):
+    turn = turn_character(tmp_path, "").turn
+    assert turn == TurnConfig()
+    assert (turn.min_silence_seconds, turn.min_delay_seconds, turn.max_delay_seconds) == (0.3, 0.3, 1.2)
+    assert (turn.interrupt_min_speech_seconds, turn.interrupt_min_words) == (0.5, 2)
+
+
+def test_the_turn_block_travels_in_the_room_metadata(tmp_path):
+    char = turn_character(tmp_path, TURN)
+    config = SessionConfig.for_character(
+        "ses_turn",
+        char,
+        language="en-US",
+        system_prompt="hi",
+        greeting="",
+        voice_model="chatterbox-en-v1",
+        reference_audio_url=None,
+        metadata={},
+    )
+    assert config.turn == char.turn
+    assert SessionConfig.from_json(config.to_json()).turn.interrupt_min_words == 3
+
+
+@pytest.mark.parametrize(
+    ("block", "field", "words"),
+    [
+        # livekit-agents refuses a VAD silence under 0.25 s beside the end-of-turn model
+        ("turn: {min_silence_seconds: 0.2}", "turn.min_silence_seconds", "greater than or equal to 0.25"),
+        ("turn: {min_silence_seconds: 3}", "turn.min_silence_seconds", "less than or equal to 2"),
+        ("turn: {min_delay_seconds: -0.1}", "turn.min_delay_seconds", ""),
+        ("turn: {max_delay_seconds: 11}", "turn.max_delay_seconds", ""),
+        ("turn: {min_delay_seconds: 2, max_delay_seconds: 1}", "turn", "must not be below"),
+        ("turn: {interrupt_min_speech_seconds: 0}", "turn.interrupt_min_speech_seconds", ""),
+        ("turn: {interrupt_min_words: -1}", "turn.interrupt_min_words", ""),
+        ("turn: {interrupt_min_words: 11}", "turn.interrupt_min_words", ""),
+        ("turn: {interrupt_min_words: 1.5}", "turn.interrupt_min_words", ""),
+        ("turn: {min_silence: 0.3}", "turn.min_silence", "Extra inputs"),
+        ("turn: {min_delay_seconds: soon}", "turn.min_delay_seconds", ""),
+    ],
+)
+def test_a_bad_turn_block_names_the_field(tmp_path, block, field, words):
+    with pytest.raises(CharacterFileError) as info:
+        turn_character(tmp_path, block + "\n")
+    assert field in str(info.value)
+    assert words in str(info.value)
