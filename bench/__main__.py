@@ -23,6 +23,7 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
     "session_starts": ("bench.session_starts", ["--quick"]),
     "retrieval": ("bench.retrieval", ["--quick"]),
     "turns": ("bench.turns", ["--quick"]),
+    "turn_taking": ("bench.turn_taking", ["--quick"]),
     "capacity": ("bench.capacity", ["--quick"]),
     "tts": ("bench.tts", ["--reps", "1", "--concurrency", "1"]),
     "widget_bytes": ("bench.widget_bytes", []),

@@ -36,7 +36,7 @@ from livekit import rtc
 from pydantic import SecretStr
 
 from agent.conversation import Conversation, SessionModels, start_conversation
-from agent.providers import LocalModels, build_llm, build_stt, build_tts
+from agent.providers import LocalModels, build_llm, build_stt, build_tts, session_vad
 from agent.settings import Settings
 from agent.worker import console_session
 from contract.session_config import DispatchConfig, SessionConfig
@@ -127,6 +127,7 @@ class VoiceServiceStandIn:
 
     first_byte: float = TTS_FIRST_BYTE
     seconds_per_char: float = 0.03
+    max_seconds: float = 3.0
     requests: list[float] = field(default_factory=list)
     first_bytes: list[float] = field(default_factory=list)
 
@@ -139,7 +140,7 @@ class VoiceServiceStandIn:
         self.requests.append(time.monotonic())
         text = (await request.json())["text"]
         await asyncio.sleep(self.first_byte)
-        seconds = min(max(len(text) * self.seconds_per_char, 0.2), 3.0)
+        seconds = min(max(len(text) * self.seconds_per_char, 0.2), self.max_seconds)
         t = np.arange(int(seconds * 24_000)) / 24_000
         pcm = (0.2 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16).tobytes()
         resp = web.StreamResponse(headers={"Content-Type": "audio/pcm", "X-Sample-Rate": "24000"})
@@ -289,7 +290,10 @@ class TimedMicrophone:
         self._task = asyncio.create_task(self._run())
 
     async def say(self, text: str, *, pause_after: float = 0.3) -> float:
-        speech = speak(text, self.sample_rate)
+        return await self.play(speak(text, self.sample_rate), pause_after=pause_after)
+
+    async def play(self, speech: np.ndarray, *, pause_after: float = 0.3) -> float:
+        """Like `say`, for speech already made (at this microphone's sample rate)."""
         end = speech_end(speech, self.sample_rate)
         pcm = np.concatenate([speech, silence(pause_after, self.sample_rate)])
         done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -348,13 +352,19 @@ class StampedOutput(RecordingAudioOutput):
 # ---------------------------------------------------------------------- sessions
 
 
-def character_configs(root: Path, mcp_url: str | None) -> tuple[SessionConfig, DispatchConfig, Settings]:
-    """A session of the bench character, built the way the console builds one."""
+def character_configs(
+    root: Path, mcp_url: str | None, *, extra_yaml: str = ""
+) -> tuple[SessionConfig, DispatchConfig, Settings]:
+    """A session of the bench character, built the way the console builds one.
+
+    `extra_yaml` is appended to the character file (a `turn:` block, say).
+    """
     chars = root / "characters"
     chars.mkdir(parents=True, exist_ok=True)
     text = CHARACTER.format(slug="bench")
     if mcp_url:
         text += MCP_PART.format(mcp_url=mcp_url)
+    text += extra_yaml
     (chars / "bench.yaml").write_text(text)
     settings = Settings(_env_file=None, characters_dir=chars)
     config, dispatch = console_session("bench", settings)
@@ -381,7 +391,7 @@ def provider_settings(settings: Settings, providers: Providers | dict[str, str])
 def session_models(config: SessionConfig, settings: Settings, local: LocalModels) -> SessionModels:
     """The models a job builds (agent.worker._build_models), pointed at the stand-ins."""
     return SessionModels(
-        vad=local.vad,
+        vad=session_vad(local.vad, config.turn),
         turn_detector=local.turn_detector,
         stt=build_stt(config, settings),
         llm=build_llm(config, settings),
