@@ -40,6 +40,7 @@ from livekit.agents import utils
 from agent.providers import load_local_models
 from bench.common import cli, save, save_plot, table
 from bench.voice_support import (
+    POLL,
     SAMPLE_RATE,
     VoiceSession,
     character_configs,
@@ -49,11 +50,11 @@ from bench.voice_support import (
     quiet_logs,
     serve_providers,
     speech_end,
-    wait_until,
 )
 from contract.model import TurnConfig
-from tests.agent_support.openai_standin import TextReply, ToolCallReply, last_user_text
-from tests.agent_support.speech import silence, speak
+from testkit.audio.speech import silence, speak
+from testkit.standins.openai_standin import TextReply, ToolCallReply, last_user_text
+from testkit.waiting import within
 
 GOAL_COMMIT_P50_MS = 350.0
 GOAL_CUT_OFFS = 0.02
@@ -153,9 +154,9 @@ class Probe:
         task = recognition._end_of_turn_task if recognition is not None else None
         return task is not None and not task.done()
 
-    async def idle(self, within: float = 15.0) -> None:
+    async def idle(self, seconds: float = 15.0) -> None:
         """Until the agent has been listening, saying nothing and deciding nothing, for 0.7 s."""
-        deadline = time.monotonic() + within
+        deadline = time.monotonic() + seconds
         session = self.vs.conversation.session
         quiet_since = None
         while time.monotonic() < deadline:
@@ -224,7 +225,7 @@ async def finished_trials(probe: Probe, n: int, turn: TurnConfig) -> list[dict[s
         probe.expect([sentence])
         mark = len(probe.items)
         t_end = await probe.vs.mic.say(sentence, pause_after=0.1)
-        await wait_until(lambda m=mark: bool(probe.after(m, "user")), turn.max_delay_seconds + 3)
+        await within(lambda m=mark: bool(probe.after(m, "user")), turn.max_delay_seconds + 3, interval=POLL)
         users = probe.after(mark, "user")
         row: dict[str, Any] = {"sentence": sentence, "committed": bool(users)}
         if users:
@@ -251,7 +252,7 @@ async def paused_trials(probe: Probe, n: int, turn: TurnConfig) -> list[dict[str
         probe.expect([first, second])
         mark = len(probe.items)
         await probe.vs.mic.play(speech, pause_after=0.1)
-        await wait_until(lambda m=mark: bool(probe.after(m, "user")), turn.max_delay_seconds + 3)
+        await within(lambda m=mark: bool(probe.after(m, "user")), turn.max_delay_seconds + 3, interval=POLL)
         await probe.idle()
         users = probe.after(mark, "user")
         last_word = second.rstrip(".?!").split()[-1].lower()
@@ -277,7 +278,7 @@ async def backchannel_trials(probe: Probe, n: int, rng: random.Random) -> list[d
         mark = len(probe.items)
         frames_before = len(probe.vs.speaker.first_frames)
         await probe.vs.mic.say(ASK_LONG, pause_after=0.0)
-        if not await wait_until(lambda n=frames_before: len(probe.vs.speaker.first_frames) > n, 8):
+        if not await within(lambda n=frames_before: len(probe.vs.speaker.first_frames) > n, 8, interval=POLL):
             rows.append({"word": word, "reply": False})
             await probe.idle()
             continue

@@ -18,8 +18,8 @@ from agent.worker import _build_models
 from contract import Character
 from contract.model import TurnConfig
 from contract.session_config import DispatchConfig, SessionConfig
-from tests.agent_support.audio_io import PushAudioInput, RecordingAudioOutput
-from tests.agent_support.fake_tts import FakeTTS
+from testkit.audio.audio_io import PushAudioInput, RecordingAudioOutput
+from testkit.standins.fake_tts import FakeTTS
 
 pytestmark = pytest.mark.voice
 
