@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -133,6 +134,48 @@ class FormConfig(_Strict):
     )
 
 
+class AnalysisSummary(_Strict):
+    """Whether the post-call analysis writes a summary, and how."""
+
+    enabled: bool = True
+    instruction: str = Field("", max_length=2_000)
+
+
+class SuccessCriterion(_Strict):
+    """A yes/no question the analysis answers about the call, with a short reason."""
+
+    name: Name
+    question: str = Field(min_length=1, max_length=500)
+
+
+class AnalysisConfig(_Strict):
+    """What an LLM works out from a call once it has ended.
+
+    `summary` is `true`/`false` or `{instruction: ...}`; `fields` are extracted with
+    the same types as the form's; `success` questions are answered yes or no, each with
+    a short reason.
+    """
+
+    summary: AnalysisSummary = Field(default_factory=AnalysisSummary)
+    fields: Annotated[list[FormField], AfterValidator(lambda v: unique_names(v, "analysis field"))] = Field(
+        default_factory=list, max_length=100
+    )
+    success: Annotated[
+        list[SuccessCriterion], AfterValidator(lambda v: unique_names(v, "success criterion"))
+    ] = Field(default_factory=list, max_length=50)
+
+    @field_validator("summary", mode="before")
+    @classmethod
+    def _summary_on_or_off(cls, value: object) -> object:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _asks_something(self) -> AnalysisConfig:
+        if not (self.summary.enabled or self.fields or self.success):
+            raise ValueError("an analysis needs a summary, a field or a success criterion")
+        return self
+
+
 class VoiceSettings(_Strict):
     """Chatterbox generation parameters."""
 
@@ -205,6 +248,7 @@ class Character(_Strict):
         Field(default_factory=list)
     )
     form: FormConfig | None = None
+    analysis: AnalysisConfig | None = None
     webhook_url: AnyHttpUrl | None = None
     webhook_secret: str | None = None
 

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     warn_about_short_secret(settings.livekit_api_secret.get_secret_value())
     try:
-        app = create_app(settings)
+        app = create_app(settings, reload_on_sighup=True)
     except (CharacterFileError, FileNotFoundError) as exc:
         print(f"error: cannot load characters: {exc}", file=sys.stderr)
         return 2

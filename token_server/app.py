@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -14,6 +16,10 @@ from aiohttp import web
 from contract import Character, load_characters
 
 from .access import check_caller_may_start, cors_middleware, identify_caller
+from .analysis import PostCallAnalysis
+from .analysis_views import AnalysisViews
+from .character_reload import CharacterReload
+from .character_versions import CharacterVersions
 from .db import Database, migrate
 from .errors import NotFound, error_middleware, read_json
 from .grants import warn_about_short_keys
@@ -40,6 +46,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 SETTINGS = web.AppKey("settings", Settings)
 CHARACTERS = web.AppKey("characters", dict[str, Character])
+# Each loaded character's current version, by slug; filled at start-up, replaced by reloads.
+VERSIONS = web.AppKey("versions", dict[str, str])
 START = web.AppKey("start", StartContext)
 DB = web.AppKey("db", Database)
 LIFECYCLE = web.AppKey("lifecycle", SessionLifecycle)
@@ -47,6 +55,9 @@ WEBHOOKS = web.AppKey("webhooks", PostCallWebhooks)
 LIVEKIT_WEBHOOKS = web.AppKey("livekit_webhooks", LiveKitWebhooks)
 WORKER_EVENTS = web.AppKey("worker_events", WorkerEvents)
 RETRIEVAL = web.AppKey("retrieval", Retrieval)
+ANALYSIS = web.AppKey("analysis", PostCallAnalysis)
+ANALYSIS_VIEWS = web.AppKey("analysis_views", AnalysisViews)
+RELOAD = web.AppKey("reload", CharacterReload)
 
 
 async def start_session_view(request: web.Request) -> web.Response:
@@ -57,11 +68,13 @@ async def start_session_view(request: web.Request) -> web.Response:
     character = app[CHARACTERS].get(body.agent)
     if character is None or not character.active:
         raise NotFound(f"No active character is called {body.agent!r}.", code="character_not_found")
+    # Read with the character, before any await: a reload swaps both at once.
+    version = app[VERSIONS].get(character.slug)
     caller = identify_caller(request, app[SETTINGS].token_server_api_keys, grant=body.grant)
     check_caller_may_start(caller, character)
     key = idempotency_key(request.headers.get("Idempotency-Key"))
     result, created = await start_session(
-        app[START], character=character, body=body, raw=raw, caller=caller, key=key
+        app[START], character=character, body=body, raw=raw, caller=caller, key=key, version=version
     )
     return json_response(result, status=201 if created else 200)
 
@@ -133,11 +146,13 @@ def _delegate(key: web.AppKey, method: str) -> Callable[[web.Request], Awaitable
     return handler
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, reload_on_sighup: bool = False) -> web.Application:
     """Build the token server for `settings`.
 
     Characters are loaded (and validated) now, so a bad file stops start-up; the
-    database is migrated and the LiveKit client opened when the app starts.
+    database is migrated and the LiveKit client opened when the app starts. With
+    `reload_on_sighup` (what `python -m token_server` runs), SIGHUP reloads them: a
+    signal handler is the process's, so only the server that owns the process sets one.
     """
     characters = load_characters(settings.characters_dir)
     warn_about_short_keys(settings.token_server_api_keys, log)
@@ -149,19 +164,27 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[CHARACTERS] = characters
+    versions: dict[str, str] = {}
+    app[VERSIONS] = versions
     app[OPENAPI] = build_document()
     app[STATIC_FILES] = StaticFiles(STATIC_DIR)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         await migrate(db)
+        registry = CharacterVersions(db)
+        versions.update(await registry.register(characters))
         timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             store = SessionStore(db)
             records = SessionRecords(store)
             rooms = LiveKitRooms(settings, http)
             lifecycle = SessionLifecycle(
-                store, characters, rooms, reconcile_grace_seconds=settings.reconcile_grace_seconds
+                store,
+                characters,
+                rooms,
+                reconcile_grace_seconds=settings.reconcile_grace_seconds,
+                analysis_wait_seconds=settings.analysis_webhook_wait_seconds,
             )
             webhooks = PostCallWebhooks(
                 db,
@@ -181,7 +204,16 @@ def create_app(settings: Settings) -> web.Application:
             app[WEBHOOKS] = webhooks
             app[LIVEKIT_WEBHOOKS] = LiveKitWebhooks(settings, store, lifecycle)
             app[WORKER_EVENTS] = WorkerEvents(settings, store, lifecycle)
-            app[RETRIEVAL] = Retrieval(settings, records)
+            app[RETRIEVAL] = Retrieval(settings, records, registry, versions)
+            analysis = PostCallAnalysis(db, http, settings, records, registry)
+            app[ANALYSIS] = analysis
+            app[ANALYSIS_VIEWS] = AnalysisViews(settings, records, analysis, registry, versions)
+            reload = CharacterReload(settings, characters, versions, registry)
+            app[RELOAD] = reload
+            loop = asyncio.get_running_loop()
+            on_sighup = reload_on_sighup and hasattr(signal, "SIGHUP")
+            if on_sighup:
+                loop.add_signal_handler(signal.SIGHUP, reload.on_signal)
             tasks = [
                 asyncio.create_task(
                     every(settings.sweep_interval_seconds, lifecycle.sweep, "session sweep failed"),
@@ -197,11 +229,19 @@ def create_app(settings: Settings) -> web.Application:
                     every(settings.webhook_poll_seconds, webhooks.deliver_due, "webhook delivery failed"),
                     name="post-call-webhooks",
                 ),
+                asyncio.create_task(
+                    every(settings.analysis_poll_seconds, analysis.run_due, "post-call analysis failed"),
+                    name="post-call-analysis",
+                ),
             ]
             yield
+            if on_sighup:
+                with contextlib.suppress(RuntimeError, ValueError):
+                    loop.remove_signal_handler(signal.SIGHUP)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await reload.aclose()
         await db.dispose()
 
     app.cleanup_ctx.append(resources)
@@ -210,9 +250,13 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/sessions/{session_id}", _delegate(RETRIEVAL, "session"))
     app.router.add_get("/v1/sessions/{session_id}/logs", _delegate(RETRIEVAL, "logs"))
     app.router.add_get("/v1/sessions/{session_id}/form", _delegate(RETRIEVAL, "form"))
+    app.router.add_get("/v1/sessions/{session_id}/analysis", _delegate(ANALYSIS_VIEWS, "get"))
+    app.router.add_post("/v1/sessions/{session_id}/analysis", _delegate(ANALYSIS_VIEWS, "rerun"))
     app.router.add_post("/internal/v1/sessions/{session_id}/events", _delegate(WORKER_EVENTS, "receive"))
     app.router.add_post("/livekit/webhook", _delegate(LIVEKIT_WEBHOOKS, "receive"))
     app.router.add_get("/v1/characters", characters_view)
+    app.router.add_post("/v1/characters/reload", _delegate(RELOAD, "view"))
+    app.router.add_get("/v1/characters/{slug}/versions", _delegate(RETRIEVAL, "character_versions"))
     app.router.add_get("/healthz", health_view)
     app.router.add_get("/openapi.json", openapi_view)
     app.router.add_get("/widget.js", widget_view)

@@ -53,10 +53,27 @@ sessions = sa.Table(
     # sessions recorded before migration 0006.
     sa.Column("agent_deadline", sa.DateTime(timezone=True)),
     sa.Column("usage", sa.JSON),
+    # Which version of its character ran the session (`character_versions.id`); NULL for
+    # sessions recorded before migration 0009.
+    sa.Column("character_version", sa.String(64)),
     sa.Index("ix_sessions_character_status", "character", "status"),
+    sa.Index("ix_sessions_character_version", "character_version", "created_at"),
     sa.Index("ix_sessions_status_created", "status", "created_at"),
     # Server-wide, so a key reused for another character collides (migration 0007).
     sa.Index("ux_sessions_idempotency_key", "idempotency_key", unique=True),
+)
+
+# Every version of every character the server has run: the content hash of its public
+# definition (no secrets), stored once (migration 0009).
+character_versions = sa.Table(
+    "character_versions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("character", sa.String(64), nullable=False),
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("has_analysis", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_character_versions_character", "character", "created_at"),
 )
 
 # The session grants that have been used, each until a while after it expires (migration 0008).
@@ -112,6 +129,8 @@ webhook_deliveries = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("session_id", sa.String(64), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
     sa.Column("url", sa.String(2048), nullable=False),
+    # `session.ended`, or `session.analyzed` once an analysis arrives after it (migration 0009).
+    sa.Column("event", sa.String(32), nullable=False, server_default="session.ended"),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -137,6 +156,30 @@ webhook_attempts = sa.Table(
     sa.Column("error", sa.String(500)),
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+)
+
+# Post-call analysis runs: one queued in the transaction that ends a session whose
+# character version has an analysis, one more per re-run; each kept (migration 0009).
+session_analyses = sa.Table(
+    "session_analyses",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("session_id", sa.String(64), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("character_version", sa.String(64), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("locked_until", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("model", sa.String(200)),
+    sa.Column("result", sa.JSON),
+    sa.Column("error", sa.String(500)),
+    # The analysis LLM's own usage, apart from the call's (`sessions.usage`).
+    sa.Column("usage", sa.JSON),
+    sa.Index("ix_session_analyses_due", "status", "next_attempt_at"),
+    sa.Index("ix_session_analyses_session", "session_id", "created_at"),
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

@@ -37,16 +37,19 @@ class SessionLifecycle:
         rooms: LiveKitRooms,
         *,
         reconcile_grace_seconds: float,
+        analysis_wait_seconds: float = 0.0,
     ) -> None:
         """Record in `store`; look up webhooks in `characters`; close and list rooms through `rooms`.
 
         `reconcile_grace_seconds`: how old a session must be before a missing room ends
-        it; longer than a CreateRoom may take.
+        it; longer than a CreateRoom may take. `analysis_wait_seconds`: how long a
+        post-call webhook waits for the session's analysis.
         """
         self._store = store
         self._characters = characters
         self._rooms = rooms
         self._reconcile_grace = dt.timedelta(seconds=reconcile_grace_seconds)
+        self._analysis_wait = dt.timedelta(seconds=analysis_wait_seconds)
 
     async def joined(self, session_id: str, reason: str, *, user: bool) -> bool:
         """The user or the agent joined: `pending` becomes `active`.
@@ -66,7 +69,7 @@ class SessionLifecycle:
     async def end(
         self, session_id: str, character: str, reason: str, *, usage: dict[str, Any] | None = None
     ) -> bool:
-        """End a live session, freeing its slot and queueing its post-call webhook.
+        """End a live session, freeing its slot and queueing its post-call webhook and analysis.
 
         Usage reported after another path already ended the session is still kept.
         """
@@ -79,6 +82,7 @@ class SessionLifecycle:
             from_statuses=LIVE_STATUSES,
             usage=usage,
             webhook_url=webhook_url,
+            analysis_wait=self._analysis_wait,
         )
         if moved:
             log.info("session ended", extra={"session_id": session_id, "reason": reason})

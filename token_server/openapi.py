@@ -20,8 +20,8 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from contract.events import EventBatch
 
 from . import responses as r
-from .queries import SESSION_ID_PATTERN, LogsQuery, SessionListQuery
-from .schemas import StartSessionRequest, StartSessionResponse
+from .queries import SESSION_ID_PATTERN, SLUG_PATTERN, LogsQuery, SessionListQuery
+from .schemas import AnalysisRequest, StartSessionRequest, StartSessionResponse
 from .strict_json import json_response
 
 REF = "#/components/schemas/{model}"
@@ -32,7 +32,7 @@ ERRORS = {
     401: "No API key, or a wrong key, token or signature",
     403: "The Origin may not do this",
     404: "No such session or character",
-    409: "The session ended too long ago",
+    409: "The session ended too long ago, or (analysis) is still live",
     413: "The body is over its limit",
     415: "The body is not `application/json`",
     422: "Fields or query parameters that fail validation; `details` names each",
@@ -73,6 +73,13 @@ _SESSION_ID = {
     "required": True,
     "schema": {"type": "string", "pattern": SESSION_ID_PATTERN},
     "description": "a `session_id` as `POST /v1/sessions` answered it",
+}
+_SLUG = {
+    "name": "slug",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": SLUG_PATTERN},
+    "description": "a character's slug, as `GET /v1/characters` lists it",
 }
 _ORIGIN = {
     "name": "Origin",
@@ -154,6 +161,25 @@ OPERATIONS: tuple[Operation, ...] = (
         tags=("records",),
     ),
     Operation(
+        "get",
+        "/v1/sessions/{session_id}/analysis",
+        "A session's post-call analysis: the latest result and every run",
+        ok={200: r.SessionAnalysis},
+        errors=(400, 401, 404),
+        api_key="required",
+        tags=("records",),
+    ),
+    Operation(
+        "post",
+        "/v1/sessions/{session_id}/analysis",
+        "Run a session's post-call analysis again (by default with the version that handled the call)",
+        ok={202: r.AnalysisQueued},
+        errors=(400, 401, 404, 409, 413, 415, 422),
+        api_key="required",
+        body=AnalysisRequest,
+        tags=("records",),
+    ),
+    Operation(
         "post",
         "/internal/v1/sessions/{session_id}/events",
         "The agent worker's reports for a session",
@@ -181,6 +207,24 @@ OPERATIONS: tuple[Operation, ...] = (
         "The active characters, without prompts or secrets",
         ok={200: r.CharacterList},
         errors=(400,),
+        tags=("characters",),
+    ),
+    Operation(
+        "post",
+        "/v1/characters/reload",
+        "Load the character files again; a bad file is refused and the loaded set stays live",
+        ok={200: r.CharactersReloaded},
+        errors=(400, 401, 422),
+        api_key="required",
+        tags=("characters",),
+    ),
+    Operation(
+        "get",
+        "/v1/characters/{slug}/versions",
+        "Every version of a character, newest first, with when each was first and last used",
+        ok={200: r.CharacterVersions},
+        errors=(400, 401, 404),
+        api_key="required",
         tags=("characters",),
     ),
     Operation(
@@ -262,6 +306,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = []
     if "{session_id}" in op.path:
         parameters.append(_SESSION_ID)
+    if "{slug}" in op.path:
+        parameters.append(_SLUG)
     if "{filename}" in op.path:
         parameters.append({"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}})
     parameters += op.headers

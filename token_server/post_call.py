@@ -1,7 +1,10 @@
-"""Post-call webhooks, sent when a session ends.
+"""Post-call webhooks, sent when a session ends and when its analysis arrives.
 
 The session's summary is POSTed to the character's `webhook_url`, signed, retried
-with backoff, and every attempt is recorded.
+with backoff, and every attempt is recorded. When the character version that ran the
+session has an analysis, the `session.ended` delivery waits for it (up to
+`ANALYSIS_WEBHOOK_WAIT_SECONDS`) and carries it; an analysis that arrives after the
+delivery went is sent as a second event, `session.analyzed` (`analysis.py`).
 
 Deliveries are queued in the database in the same transaction that ends the
 session and sent by a background loop, never in a request's path. Deliveries are
@@ -85,7 +88,7 @@ class PostCallWebhooks:
         timeout_seconds: float = 10.0,
         lease_seconds: float | None = None,
     ) -> None:
-        """`summary(session_id)` builds the payload (an awaitable returning a dict).
+        """`summary(session_id, event)` builds the payload (an awaitable returning a dict).
 
         A lease covers one attempt, so it must outlast the POST's timeout; by default
         it is the timeout plus `LEASE_MARGIN_SECONDS`.
@@ -108,13 +111,13 @@ class PostCallWebhooks:
             return None, "the character no longer exists"
         if character.webhook_secret and not secret:
             return None, "the webhook secret's environment variable is not set"
-        payload = await self._summary(delivery.session_id)
-        payload = {"event": "session.ended", "delivery_id": delivery.id, **payload}
+        payload = await self._summary(delivery.session_id, delivery.event)
+        payload = {"event": delivery.event, "delivery_id": delivery.id, **payload}
         body = json.dumps(payload, separators=(",", ":"), default=str).encode()
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "oshara-webhooks/1",
-            "X-Oshara-Event": "session.ended",
+            "X-Oshara-Event": delivery.event,
             "X-Oshara-Delivery": delivery.id,
         }
         if secret:

@@ -13,8 +13,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .db import session_events, session_status_changes, sessions, webhook_attempts, webhook_deliveries
+from .db import (
+    session_analyses,
+    session_events,
+    session_status_changes,
+    sessions,
+    webhook_attempts,
+    webhook_deliveries,
+)
 from .responses import (
+    AnalysisRun,
     FormAnswer,
     FormState,
     SessionListItem,
@@ -74,6 +82,23 @@ def list_item(row: sa.Row) -> SessionListItem:
     )
 
 
+def analysis_run(row: Any) -> AnalysisRun:
+    """One post-call analysis run."""
+    return AnalysisRun(
+        id=row.id,
+        status=row.status,
+        trigger=row.trigger,
+        character_version=row.character_version,
+        model=row.model,
+        attempts=row.attempts,
+        error=row.error,
+        result=row.result,
+        usage=row.usage,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
 class SessionRecords:
     """Reads session records as the API and the post-call webhook show them."""
 
@@ -93,6 +118,7 @@ class SessionRecords:
         return SessionRecord(
             session_id=row.id,
             character=row.character,
+            character_version=row.character_version,
             status=row.status,
             end_reason=end_reason(row),
             room_name=row.room_name,
@@ -217,6 +243,7 @@ class SessionRecords:
                 out.append(
                     WebhookDelivery(
                         id=row.id,
+                        event=row.event,
                         url=row.url,
                         status=row.status,
                         attempts=[
@@ -231,12 +258,36 @@ class SessionRecords:
                 )
             return out
 
-    async def post_call_payload(self, session_id: str) -> dict[str, Any]:
-        """What the post-call webhook sends: the summary, the transcript and the form answers."""
+    async def analyses(self, session_id: str) -> list[AnalysisRun]:
+        """Every post-call analysis run of a session, newest first."""
+        query = (
+            sa.select(session_analyses)
+            .where(session_analyses.c.session_id == session_id)
+            .order_by(session_analyses.c.created_at.desc(), session_analyses.c.id.desc())
+        )
+        async with self._db.connect() as conn:
+            return [analysis_run(r) for r in await conn.execute(query)]
+
+    async def post_call_payload(self, session_id: str, event: str = "session.ended") -> dict[str, Any]:
+        """What a post-call webhook sends.
+
+        `session.ended`: the summary, the transcript, the form answers and the latest
+        finished analysis run (null when there is none yet); `session.analyzed`: the
+        summary and that run.
+        """
         row = await self.get(session_id)
         if row is None:
             return {"session": None}
         summary = (await self.summary(row, with_deliveries=False)).model_dump(
             mode="json", exclude={"webhooks"}
         )
-        return {"session": summary, "transcript": await self.transcript(session_id), "form": summary["form"]}
+        runs = await self.analyses(session_id)
+        latest = runs[0].model_dump(mode="json") if runs and runs[0].status != "pending" else None
+        if event == "session.analyzed":
+            return {"session": summary, "analysis": latest}
+        return {
+            "session": summary,
+            "transcript": await self.transcript(session_id),
+            "form": summary["form"],
+            "analysis": latest,
+        }

@@ -105,6 +105,9 @@ class WebhookDelivery(BaseModel):
     """The post-call webhook of a session and every attempt at it."""
 
     id: str
+    event: str = Field(
+        description="`session.ended`, or `session.analyzed` for an analysis that came after it"
+    )
     url: str
     status: str
     attempts: list[WebhookAttempt]
@@ -117,6 +120,10 @@ class SessionRecord(BaseModel):
 
     session_id: str
     character: str
+    character_version: str | None = Field(
+        description="the character version that ran the session (see `/v1/characters/{slug}/versions`); "
+        "null for sessions recorded before versions were kept"
+    )
     status: Status
     end_reason: str | None
     room_name: str
@@ -177,3 +184,74 @@ class WebhookReceived(BaseModel):
 
     ok: bool
     session: str | None
+
+
+class CharacterVersion(BaseModel):
+    """One version of a character: its public definition (secrets redacted) and its use."""
+
+    version: str = Field(description="the SHA-256 of the public definition, first 16 hex digits")
+    current: bool = Field(description="the version new sessions get now")
+    created_at: dt.datetime = Field(description="when this server first loaded it")
+    first_used_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    sessions: int = Field(description="how many sessions ran it")
+    has_analysis: bool
+    definition: dict[str, Any] = Field(description="the character file as loaded; secret values `[redacted]`")
+
+
+class CharacterVersions(BaseModel):
+    """`GET /v1/characters/{slug}/versions`: newest first."""
+
+    character: str
+    current: str | None = Field(description="the version loaded now; null if the character was removed")
+    versions: list[CharacterVersion]
+
+
+class ReloadedCharacter(BaseModel):
+    """One character after a reload."""
+
+    slug: str
+    version: str
+    changed: bool = Field(description="a new version, or a character that was not loaded before")
+
+
+class CharactersReloaded(BaseModel):
+    """`POST /v1/characters/reload`: the set now live."""
+
+    characters: list[ReloadedCharacter]
+
+
+class AnalysisRun(BaseModel):
+    """One run of a session's post-call analysis."""
+
+    id: str
+    status: Literal["pending", "succeeded", "failed"]
+    trigger: Literal["session_ended", "rerun"]
+    character_version: str = Field(description="the character version whose analysis block it ran")
+    model: str | None = Field(description="the analysis LLM's model")
+    attempts: int
+    error: str | None = Field(description="why the last attempt failed")
+    result: dict[str, Any] | None = Field(
+        description="`summary`, `fields` (each with `value`, `captured`, `extracted`, `disagrees`), "
+        "`disagreements`, `success` (each `answer` and `reason`) and `succeeded`"
+    )
+    usage: dict[str, Any] | None = Field(description="the analysis LLM's tokens, apart from the call's")
+    created_at: Timestamp
+    finished_at: Timestamp | None
+
+
+class SessionAnalysis(BaseModel):
+    """`GET /v1/sessions/{session_id}/analysis`."""
+
+    session_id: str
+    character_version: str | None
+    analysis: AnalysisRun | None = Field(description="the latest finished run")
+    pending: bool = Field(description="a run is queued or under way")
+    runs: list[AnalysisRun] = Field(description="every run, newest first")
+
+
+class AnalysisQueued(BaseModel):
+    """`POST /v1/sessions/{session_id}/analysis`: the run queued."""
+
+    session_id: str
+    run: AnalysisRun

@@ -1,16 +1,20 @@
-"""Retrieving sessions by id: summary, logs, form answers, and the session list.
+"""Retrieving sessions by id: summary, logs, form answers, the session list; and character versions.
 
 Every endpoint here needs an API key (`Authorization: Bearer …`).
 """
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from .access import require_api_key
+from .character_versions import CharacterVersions
 from .clock import as_utc
 from .errors import NotFound
 from .queries import (
+    SLUG_PATTERN,
     LogsQuery,
     SessionListQuery,
     encode_cursor,
@@ -30,10 +34,18 @@ from .strict_json import json_response
 class Retrieval:
     """The API's session endpoints: the caller and the query checked, the record read by `records`."""
 
-    def __init__(self, settings: Settings, records: SessionRecords) -> None:
-        """Check keys from `settings`; read from `records`."""
+    def __init__(
+        self,
+        settings: Settings,
+        records: SessionRecords,
+        registry: CharacterVersions,
+        versions: dict[str, str],
+    ) -> None:
+        """Check keys from `settings`; read from `records` and `registry`; `versions`: the current ones by slug."""
         self._settings = settings
         self._records = records
+        self._registry = registry
+        self._versions = versions
 
     async def _session(self, request: web.Request):
         require_api_key(request, self._settings.token_server_api_keys)
@@ -75,3 +87,17 @@ class Retrieval:
         next_cursor = list_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == query.limit else None
         page = SessionList(sessions=[list_item(r) for r in rows], next_cursor=next_cursor)
         return json_response(page.model_dump(mode="json"))
+
+    async def character_versions(self, request: web.Request) -> web.Response:
+        """`GET /v1/characters/{slug}/versions`: every version, newest first, with first and last use."""
+        require_api_key(request, self._settings.token_server_api_keys)
+        slug = request.match_info["slug"]
+        if not _SLUG.match(slug):
+            raise NotFound("No such character.", code="character_not_found")
+        versions = await self._registry.of_character(slug, current=self._versions.get(slug))
+        if not versions:
+            raise NotFound("No version of this character was ever loaded.", code="character_not_found")
+        return json_response({"character": slug, "current": self._versions.get(slug), "versions": versions})
+
+
+_SLUG = re.compile(SLUG_PATTERN)

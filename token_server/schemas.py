@@ -137,3 +137,16 @@ class StartSessionResponse(BaseModel):
     # The names LiveKit's standard token endpoint uses, so its client SDKs can use ours.
     server_url: str
     participant_token: str
+
+
+class AnalysisRequest(BaseModel):
+    """`POST /v1/sessions/{session_id}/analysis`: run the post-call analysis again."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: str = Field(
+        "session",
+        pattern=r"^(session|current|[0-9a-f]{16})$",
+        description="`session`: the character version that handled the call (the default); "
+        "`current`: the version loaded now; or a version of the session's character by name",
+    )

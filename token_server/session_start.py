@@ -217,8 +217,11 @@ async def start_session(
     raw: dict[str, Any],
     caller: Caller,
     key: str | None,
+    version: str | None = None,
 ) -> tuple[dict, bool]:
     """Record the session, create its room with the dispatch, and sign the join token.
+
+    `version` is the character version the session records (`character_versions.py`).
 
     Returns the response body and whether a new session was created (False for an
     idempotent replay).
@@ -246,6 +249,7 @@ async def start_session(
         max_duration_seconds=character.max_duration_seconds,
         agent_join_timeout_seconds=settings.agent_join_timeout_seconds,
         idempotency_key=key,
+        character_version=version,
         grant=(
             UsedGrant(jti=caller.grant.jti, forget_after=caller.grant.forget_after)
             if caller.grant is not None

@@ -56,6 +56,19 @@ class Settings(LiveKitSettings):
     webhook_retry_max_seconds: float = Field(600.0, gt=0)
     # Post-call webhooks are retried for this long after the session ends.
     webhook_retry_window_seconds: float = Field(7200.0, ge=3600)
+    # Post-call analysis: an OpenAI-compatible chat-completions API. Each setting, when
+    # given, wins over the character's `llm` (its `base_url` and `model`); the key is
+    # only ever this one.
+    analysis_llm_base_url: str | None = Field(None, pattern=r"^https?://")
+    analysis_llm_model: str | None = Field(None, min_length=1, max_length=200)
+    analysis_llm_api_key: SecretStr | None = None
+    analysis_llm_timeout_seconds: float = Field(60.0, gt=0, le=600)
+    analysis_max_attempts: int = Field(3, ge=1, le=10)
+    analysis_retry_base_seconds: float = Field(5.0, gt=0)
+    analysis_poll_seconds: float = Field(2.0, gt=0)
+    # How long a post-call webhook waits for the session's analysis before it is sent
+    # without it (a `session.analyzed` delivery follows when the analysis arrives).
+    analysis_webhook_wait_seconds: float = Field(120.0, ge=0, le=3600)
 
     @field_validator("token_server_api_keys", mode="before")
     @classmethod

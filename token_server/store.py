@@ -23,10 +23,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from .analysis_status import AnalysisStatus, AnalysisTrigger
 from .clock import as_utc, utcnow
 from .db import (
     Database,
+    character_versions,
     is_sqlite,
+    session_analyses,
     session_events,
     session_grants,
     session_status_changes,
@@ -56,6 +59,7 @@ class NewSession:
     idempotency_key: str | None = None
     request_hash: str | None = None
     grant: UsedGrant | None = None
+    character_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,16 +147,19 @@ class SessionStore:
         from_statuses: tuple[SessionStatus, ...],
         usage: dict[str, Any] | None = None,
         webhook_url: str | None = None,
+        analysis_wait: dt.timedelta = dt.timedelta(0),
     ) -> bool:
         """Move a session to `status` if it is in one of `from_statuses`.
 
         Returns whether it moved; leaving `pending`/`active` frees its slot. An
         ended or failed session's idempotency key is released, so a retry with the
         same key starts afresh. A session that ends with a `webhook_url` gets its
-        post-call delivery queued in the same transaction, so none is lost.
+        post-call delivery queued in the same transaction, so none is lost; so does its
+        analysis when the character version that ran it has one, and then the delivery
+        waits up to `analysis_wait` for it.
         """
         return await self._db.write(
-            _transition, session_id, status, reason, from_statuses, usage, webhook_url
+            _transition, session_id, status, reason, from_statuses, usage, webhook_url, analysis_wait
         )
 
     async def set_usage(self, session_id: str, usage: dict[str, Any]) -> None:
@@ -348,6 +355,7 @@ def _reserve(
             "join_deadline": now + dt.timedelta(seconds=new.join_timeout_seconds),
             "max_end_at": now + dt.timedelta(seconds=new.max_duration_seconds),
             "agent_deadline": now + dt.timedelta(seconds=new.agent_join_timeout_seconds),
+            "character_version": new.character_version,
         },
     )
     conn.execute(
@@ -368,6 +376,7 @@ def _transition(
     from_statuses: tuple[SessionStatus, ...],
     usage: dict[str, Any] | None,
     webhook_url: str | None,
+    analysis_wait: dt.timedelta,
 ) -> bool:
     now = utcnow()
     values: dict[str, Any] = {"status": status, "status_reason": reason, "updated_at": now}
@@ -381,7 +390,7 @@ def _transition(
         sessions.update()
         .where(sessions.c.id == session_id, sessions.c.status.in_(from_statuses))
         .values(**values)
-        .returning(sessions.c.character)
+        .returning(sessions.c.character, sessions.c.character_version)
     ).first()
     if moved is None:
         return False
@@ -395,19 +404,55 @@ def _transition(
     conn.execute(
         session_status_changes.insert().values(session_id=session_id, status=status, reason=reason, at=now)
     )
-    if status == SessionStatus.ENDED and webhook_url:
+    if status != SessionStatus.ENDED:
+        return True
+    analysed = moved.character_version is not None and bool(
+        conn.execute(
+            sa.select(character_versions.c.has_analysis).where(
+                character_versions.c.id == moved.character_version
+            )
+        ).scalar()
+    )
+    if analysed:
+        conn.execute(
+            session_analyses.insert().values(
+                new_analysis(
+                    session_id, moved.character_version, trigger=AnalysisTrigger.SESSION_ENDED, now=now
+                )
+            )
+        )
+    if webhook_url:
+        # With an analysis coming, the delivery waits for it (the analysis brings it
+        # forward when it is stored), but no longer than `analysis_wait`.
         conn.execute(
             webhook_deliveries.insert().values(
                 id="whd_" + secrets.token_hex(12),
                 session_id=session_id,
                 url=webhook_url,
+                event="session.ended",
                 status="pending",
                 attempts=0,
                 created_at=now,
-                next_attempt_at=now,
+                next_attempt_at=now + analysis_wait if analysed else now,
             )
         )
     return True
+
+
+def new_analysis(
+    session_id: str, version: str, *, trigger: AnalysisTrigger, now: dt.datetime
+) -> dict[str, Any]:
+    """The row of an analysis run queued now for `session_id` with character version `version`."""
+    return {
+        "id": "ana_" + secrets.token_hex(12),
+        "session_id": session_id,
+        "character_version": version,
+        "trigger": trigger,
+        "status": AnalysisStatus.PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
 
 
 def _set_usage(conn: sa.Connection, session_id: str, usage: dict[str, Any]) -> None:

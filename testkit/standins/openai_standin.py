@@ -1,7 +1,9 @@
 """A local stand-in for an OpenAI-compatible `/v1/chat/completions` server.
 
 It streams Server-Sent Events the way OpenAI does (`chat.completion.chunk`
-objects, tool calls split into deltas, a final usage chunk, `[DONE]`). What it
+objects, tool calls split into deltas, a final usage chunk, `[DONE]`), or, for a
+request without `"stream": true` (structured output: `response_format` with a
+`json_schema`), answers one `chat.completion` object with its usage. What it
 answers is decided by a script: a function from the request body to either a
 text reply or a list of tool calls, so a test can react to the conversation
 (the last user message, tool results) rather than to call order, which
@@ -48,6 +50,32 @@ class OpenAIStandIn:
     requests: list[dict[str, Any]] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
 
+    @staticmethod
+    def _completion(body: dict[str, Any], reply: TextReply | ToolCallReply) -> dict[str, Any]:
+        """A whole (non-streamed) `chat.completion`."""
+        if isinstance(reply, TextReply):
+            message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+            finish, tokens = "stop", len(reply.text.split(" "))
+        else:
+            calls = [
+                {
+                    "id": f"call_{uuid.uuid4().hex[:10]}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+                for name, args in reply.calls
+            ]
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
+            finish, tokens = "tool_calls", 10 * len(reply.calls)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "standin"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": _usage(body, tokens),
+        }
+
     def app(self) -> web.Application:
         """The aiohttp application serving `/v1/chat/completions`."""
         app = web.Application()
@@ -64,6 +92,9 @@ class OpenAIStandIn:
                 {"error": {"message": "scripted failure", "type": "server_error"}}, status=500
             )
         reply = self.script(body)
+        if not body.get("stream"):
+            await asyncio.sleep(self.first_token_delay)
+            return web.json_response(self._completion(body, reply))
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
@@ -123,6 +154,15 @@ class OpenAIStandIn:
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+
+def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
+    prompt_tokens = sum(len(json.dumps(m)) // 4 for m in body.get("messages", []))
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def last_message(body: dict[str, Any]) -> dict[str, Any]:
