@@ -27,6 +27,42 @@ def test_every_shipped_character_loads():
     for character in characters.values():
         assert not {"system_prompt", "reference_audio_url", "mcp_headers"} & set(character.browser_overrides)
     assert characters["receptionist"].voice_model == "chatterbox-multilingual-v1"
+    # each is analysed after its calls: a summary, fields and at least one success question
+    for character in characters.values():
+        assert character.analysis is not None and character.analysis.summary.enabled
+        assert character.analysis.fields and character.analysis.success
+
+
+@pytest.mark.parametrize(
+    ("block", "words"),
+    [
+        ("analysis: {summary: false}", "needs a summary, a field or a success criterion"),
+        ("analysis: {fields: [{name: a}, {name: a}]}", "duplicate analysis field names: a"),
+        ("analysis: {success: [{name: ok}]}", "Field required"),
+        ("analysis: {fields: [{name: c, type: choice}]}", "needs a non-empty 'choices'"),
+        ("analysis: {summary: {instruction: hi, tone: dry}}", "Extra inputs"),
+    ],
+)
+def test_a_bad_analysis_block_is_refused(tmp_path, block, words):
+    path = write(tmp_path, "bad", f"slug: bad\nname: B\nsystem_prompt: hi\n{block}\n")
+    with pytest.raises(CharacterFileError) as err:
+        load_character(path)
+    assert words in str(err.value)
+
+
+def test_an_analysis_summary_is_on_off_or_an_instruction(tmp_path):
+    on = load_character(
+        write(tmp_path, "switched", "slug: switched\nname: B\nsystem_prompt: hi\nanalysis: {summary: true}\n")
+    )
+    assert on.analysis is not None and on.analysis.summary.enabled and not on.analysis.summary.instruction
+    told = load_character(
+        write(
+            tmp_path,
+            "told",
+            "slug: told\nname: B\nsystem_prompt: hi\nanalysis: {summary: {instruction: Brief.}}\n",
+        )
+    )
+    assert told.analysis is not None and told.analysis.summary.instruction == "Brief."
 
 
 def write(tmp_path: Path, slug: str, text: str) -> Path:
