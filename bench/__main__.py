@@ -28,6 +28,7 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
     "tts": ("bench.tts", ["--reps", "1", "--concurrency", "1"]),
     "widget_bytes": ("bench.widget_bytes", []),
     "widget_call": ("bench.widget_call", ["--quick"]),
+    "analysis": ("bench.analysis", ["--quick"]),
 }
 
 
