@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from contract import AnalysisConfig
 from contract.ingest_token import sign_ingest_token
 from testkit.livekit_server import API_KEY, API_SECRET
 from testkit.standins.openai_standin import OpenAIStandIn, TextReply
+from token_server.analysis import AnalysisFailed, parse_reply, reply_model, reply_schema
 from token_server.app import ANALYSIS, WEBHOOKS
 
 pytestmark = pytest.mark.integration
@@ -417,3 +419,30 @@ async def test_a_character_without_analysis_queues_none(make_client, standin, tm
     assert body["runs"] == [] and not body["pending"]
     resp = await client.post(f"/v1/sessions/{sid}/analysis", headers=KEY)
     assert resp.status == 422 and (await resp.json())["error"]["code"] == "analysis_not_configured"
+
+
+def test_the_reply_schema_and_model_agree_and_names_never_shadow_pydantic():
+    config = AnalysisConfig.model_validate(
+        {
+            "fields": [
+                {"name": "copy"},
+                {"name": "schema", "type": "integer"},
+                {"name": "ok", "type": "boolean"},
+            ],
+            "success": [{"name": "json", "question": "Done?"}],
+        }
+    )
+    schema = reply_schema(config)
+    assert schema["required"] == ["summary", "fields", "success"] and not schema["additionalProperties"]
+    assert schema["properties"]["fields"]["required"] == ["copy", "schema", "ok"]
+    model = reply_model(config)
+    good = {
+        "summary": "s",
+        "fields": {"copy": "a", "schema": None, "ok": True},
+        "success": {"json": {"answer": False, "reason": "No."}},
+    }
+    assert parse_reply(model, json.dumps(good)) == good
+    with pytest.raises(AnalysisFailed, match=r"breaks the schema at: fields\.schema"):
+        parse_reply(model, json.dumps({**good, "fields": {**good["fields"], "schema": "three"}}))
+    with pytest.raises(AnalysisFailed, match="breaks the schema at: extra"):
+        parse_reply(model, json.dumps({**good, "extra": 1}))

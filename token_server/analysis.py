@@ -156,13 +156,19 @@ def reply_model(config: AnalysisConfig) -> type[BaseModel]:
     if config.summary.enabled:
         parts["summary"] = (Annotated[str, StringConstraints(max_length=10_000)], ...)
     if config.fields:
+        # Python names of our own, the character's names as aliases: a field may be called
+        # `copy` or `schema` without shadowing a pydantic attribute.
         fields = create_model(  # type: ignore[call-overload]
-            "AnalysedFields", __base__=_Reply, **{f.name: (_field_type(f) | None, ...) for f in config.fields}
+            "AnalysedFields",
+            __base__=_Reply,
+            **{f"f{i}": (_field_type(f) | None, Field(alias=f.name)) for i, f in enumerate(config.fields)},
         )
         parts["fields"] = (fields, ...)
     if config.success:
         success = create_model(  # type: ignore[call-overload]
-            "SuccessVerdicts", __base__=_Reply, **{c.name: (Verdict, ...) for c in config.success}
+            "SuccessVerdicts",
+            __base__=_Reply,
+            **{f"s{i}": (Verdict, Field(alias=c.name)) for i, c in enumerate(config.success)},
         )
         parts["success"] = (success, ...)
     return create_model("AnalysisReply", __base__=_Reply, **parts)  # type: ignore[call-overload]
@@ -330,7 +336,7 @@ def parse_reply(model: type[BaseModel], content: str) -> dict[str, Any]:
         AnalysisFailed: not JSON, or not the schema (naming the first fields at fault).
     """
     try:
-        return model.model_validate_json(content).model_dump(mode="json")
+        return model.model_validate_json(content).model_dump(mode="json", by_alias=True)
     except ValidationError as exc:
         wrong = sorted({".".join(str(p) for p in e["loc"]) or "(reply)" for e in exc.errors()})
         if any(e["type"] == "json_invalid" for e in exc.errors()):
