@@ -9,6 +9,7 @@ call through the real livekit-server (tests/test_e2e_call.py) run the same scrip
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from testkit.standins.openai_standin import TextReply, ToolCallReply, last_user_text, trailing_tool_results
@@ -17,8 +18,30 @@ TRANSCRIPTS = ["Where is my order A123?", "Thanks, that's all. Goodbye."]
 """What the Deepgram stand-in hears the user say, utterance by utterance."""
 
 
+def analysis_reply(body: dict[str, Any]) -> TextReply:
+    """The post-call analysis of the support call, shaped by the JSON schema the request carries."""
+    props = body["response_format"]["json_schema"]["schema"]["properties"]
+    out: dict[str, Any] = {}
+    if "summary" in props:
+        out["summary"] = "Ada asked where order A123 was. Sam looked it up: it shipped yesterday."
+    if "fields" in props:
+        found = {"order_id": "A123", "email": "ada@example.com"}
+        out["fields"] = {name: found.get(name) for name in props["fields"]["properties"]}
+    if "success" in props:
+        out["success"] = {
+            name: {"answer": True, "reason": "Ada learned that her order shipped yesterday."}
+            for name in props["success"]["properties"]
+        }
+    return TextReply(json.dumps(out))
+
+
 def support_script(body: dict[str, Any]) -> TextReply | ToolCallReply:
-    """The LLM's side of the conversation, decided by the last user turn and tool results."""
+    """The LLM's side of the conversation, decided by the last user turn and tool results.
+
+    A request with a `response_format` is the token server's post-call analysis.
+    """
+    if "response_format" in body:
+        return analysis_reply(body)
     results = " ".join(trailing_tool_results(body))
     if results:
         if "call is ending" in results:

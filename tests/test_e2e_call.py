@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from testkit.e2e.participant import User
 from testkit.e2e.stack import WEBHOOK_SECRET, run_stack
 from testkit.support_call import TRANSCRIPTS, support_script
 from testkit.waiting import wait_until
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "e2e"
 
 pytestmark = pytest.mark.e2e
 
@@ -167,6 +170,32 @@ async def test_a_whole_call_through_the_real_server(tmp_path: Path, voice_servic
         assert delivery["body"]["session"]["status"] == "ended"
         assert any(line["text"] == TRANSCRIPTS[0] for line in delivery["body"]["transcript"])
         assert _signed(delivery)
+
+        # 6. the post-call analysis of this call, by the version of the character that ran it
+        async def analysed() -> Any:
+            return (await stack.get(f"/v1/sessions/{session_id}/analysis"))["analysis"]
+
+        await wait_until(analysed, 60, "the post-call analysis")
+        analysis = await stack.get(f"/v1/sessions/{session_id}/analysis")
+        run = analysis["analysis"]
+        assert run["status"] == "succeeded", run
+        assert run["character_version"] == record["character_version"] == analysis["character_version"]
+        assert run["model"] == "analysis-standin"
+        result = run["result"]
+        assert "A123" in result["summary"]
+        fields = {f["name"]: f for f in result["fields"]}
+        assert (fields["order_id"]["value"], fields["order_id"]["source"]) == ("A123", "analysis")
+        # the email the form captured during the call is kept as captured
+        email = fields["email"]
+        assert (email["value"], email["source"], email["disagrees"]) == ("ada@example.com", "form", False)
+        assert [(c["name"], c["answer"]) for c in result["success"]] == [("resolved", True)]
+        assert result["succeeded"] is True
+        # the analysis LLM was asked with the call's transcript, in structured output
+        (asked,) = [r for r in stack.openai.requests if "response_format" in r]
+        assert asked["response_format"]["type"] == "json_schema"
+        assert TRANSCRIPTS[0] in json.dumps(asked["messages"])
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "analysis.json").write_text(json.dumps(analysis, indent=2) + "\n")
 
 
 def _room_gone(stack, room: str):

@@ -49,7 +49,14 @@ ORIGIN = "http://localhost:3000"
 E2E_CHARACTER_KEYS = """max_concurrent_sessions: 2
 join_timeout_seconds: 60
 webhook_url: {webhook_url}
-webhook_secret: ${{E2E_WEBHOOK_SECRET}}"""
+webhook_secret: ${{E2E_WEBHOOK_SECRET}}
+analysis:
+  summary: true
+  fields:
+    - {{name: order_id, type: string, description: The order the caller asked about.}}
+    - {{name: email, type: email, description: The caller's email address.}}
+  success:
+    - {{name: resolved, question: "Did the caller learn where their order is?"}}"""
 
 
 @dataclass
@@ -280,6 +287,11 @@ async def run_stack(
             "E2E_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "SWEEP_INTERVAL_SECONDS": "1",
             "WEBHOOK_POLL_SECONDS": "0.5",
+            # the post-call analysis asks the same OpenAI-compatible stand-in (support_script)
+            "ANALYSIS_LLM_BASE_URL": f"{oa_url}/v1",
+            "ANALYSIS_LLM_MODEL": "analysis-standin",
+            "ANALYSIS_LLM_API_KEY": "oa-e2e-analysis-key",
+            "ANALYSIS_POLL_SECONDS": "0.5",
             **(token_server_env or {}),
         }
         stack._worker_env = {
