@@ -8,6 +8,7 @@ have done it.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
 
@@ -48,3 +49,16 @@ def redact_arguments(value: Any, *, _depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [redact_arguments(v, _depth=_depth + 1) for v in value]
     return value
+
+
+def redact_url(url: str) -> str:
+    """`url` without what may carry a credential: its user-info and its query string.
+
+    `https://user:pw@hooks.example.com/in?token=abc` becomes
+    `https://[redacted]@hooks.example.com/in?[redacted]`; the host and path stay.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, REDACTED if parts.query else "", parts.fragment))

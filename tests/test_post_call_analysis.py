@@ -50,7 +50,7 @@ def write_character(directory: Path, analysis: str = ANALYSIS_V1, *, webhook: st
         "slug: seller\nname: Sol the Seller\ndescription: Sells plans.\nsystem_prompt: Sell plans.\n"
         "allowed_origins: ['https://shop.example.com']\n"
         "llm: {model: standin-analyst}\n"
-        "mcp_servers:\n  - name: crm\n    url: http://127.0.0.1:9/mcp\n"
+        "mcp_servers:\n  - name: crm\n    url: 'http://me:hunter2@127.0.0.1:9/mcp?key=url-secret'\n"
         f"    headers: {{Authorization: 'Bearer ${{CRM_TOKEN}}', X-Extra: '{HEADER_SECRET}'}}\n"
         "webhook_secret: ${TEST_WEBHOOK_SECRET}\n"
         "form:\n  fields:\n    - {name: email, type: email, required: true}\n" + analysis
@@ -153,6 +153,9 @@ async def test_versions_hash_the_public_definition_and_reload_makes_a_new_one(
     assert HEADER_SECRET not in text and "whsec-test" not in text
     headers = only["definition"]["mcp_servers"][0]["headers"]
     assert headers == {"Authorization": "[redacted]", "X-Extra": "[redacted]"}
+    # a token in a URL's query or user-info is not kept either
+    assert only["definition"]["mcp_servers"][0]["url"] == "http://[redacted]@127.0.0.1:9/mcp?[redacted]"
+    assert "url-secret" not in text and "hunter2" not in text
 
     # An unchanged file keeps its version; an edited one gets a new one.
     resp = await client.post("/v1/characters/reload", headers=KEY)

@@ -2,7 +2,8 @@
 
 A version is what a character file said when a session ran, minus its secrets: the
 values of MCP server headers and the webhook secret are replaced by `[redacted]` (the
-names of the headers stay, so adding one is a new version). Editing a file and
+names of the headers stay, so adding one is a new version), and so are the query
+strings and user-info of its URLs, where a token may ride. Editing a file and
 restarting, or reloading, makes a new version; an unchanged file keeps its version.
 Every session records the version that ran it, so an old session still shows, and can
 be analysed with, the definition it ran.
@@ -19,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from contract import Character
-from contract.redaction import REDACTED
+from contract.redaction import REDACTED, redact_url
 
 from .clock import iso, utcnow
 from .db import Database, character_versions, is_sqlite, sessions
@@ -35,8 +36,12 @@ def public_definition(character: Character) -> dict[str, Any]:
     definition = character.model_dump(mode="json")
     for server in definition["mcp_servers"]:
         server["headers"] = dict.fromkeys(server["headers"], REDACTED)
+        server["url"] = redact_url(server["url"])
     if definition.get("webhook_secret") is not None:
         definition["webhook_secret"] = REDACTED
+    for key in ("webhook_url", "reference_audio_url"):
+        if definition.get(key) is not None:
+            definition[key] = redact_url(definition[key])
     return definition
 
 
