@@ -117,15 +117,25 @@ def start_voice_service(workdir: Path, model_root: Path) -> VoiceService:
 class Stack:
     """One test's deployment; see the module docstring. Build it with `run_stack()`."""
 
-    def __init__(self, workdir: Path, voice_url: str | None, script: Script, transcripts: list[str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        voice_url: str | None,
+        script: Script,
+        transcripts: list[str],
+        *,
+        deepgram: DeepgramStandIn | None = None,
+        openai: OpenAIStandIn | None = None,
+    ) -> None:
         if len(ADDRESSES) != 2:
             raise RuntimeError("e2e tests run inside scripts/netns.sh (OSHARA_NETNS_ADDRESSES is not set)")
         self.workdir = workdir
         self.livekit_ip, self.host_ip = ADDRESSES
         self.voice_url = voice_url
         self.agent_name = "e2e-agent-" + uuid.uuid4().hex[:8]
-        self.deepgram = DeepgramStandIn(transcripts=transcripts)
-        self.openai = OpenAIStandIn(script=script)
+        # a benchmark brings stand-ins of its own latencies, which stamp what they see
+        self.deepgram = deepgram or DeepgramStandIn(transcripts=transcripts)
+        self.openai = openai or OpenAIStandIn(script=script)
         self.orders = OrdersMCP()
         self.webhooks = WebhookReceiver()
         self.token_server_port = free_port(self.host_ip)
@@ -257,9 +267,17 @@ async def run_stack(
     worker_env: dict[str, str] | None = None,
     database_url: str | None = None,
     origin: str = ORIGIN,
+    deepgram: DeepgramStandIn | None = None,
+    openai: OpenAIStandIn | None = None,
+    character_keys: str = E2E_CHARACTER_KEYS,
 ) -> AsyncIterator[Stack]:
-    """Start everything, yield the stack, and stop everything (printing the logs on failure)."""
-    stack = Stack(workdir, voice_url, script, transcripts)
+    """Start everything, yield the stack, and stop everything (printing the logs on failure).
+
+    `deepgram` and `openai` replace the default stand-ins (`transcripts` and `script` then
+    go unused for them); `character_keys` replaces the character's limits and webhook keys
+    (`{webhook_url}` is filled in).
+    """
+    stack = Stack(workdir, voice_url, script, transcripts, deepgram=deepgram, openai=openai)
     async with AsyncExitStack() as exits:
         stack.http = await exits.enter_async_context(aiohttp.ClientSession())
         dg_url = await _serve(exits, stack.deepgram.app())
@@ -270,7 +288,7 @@ async def run_stack(
         characters.mkdir(parents=True, exist_ok=True)
         (characters / "support.yaml").write_text(
             support_character(
-                mcp_url, origin=origin, extra=E2E_CHARACTER_KEYS.format(webhook_url=f"{hook_url}/hook")
+                mcp_url, origin=origin, extra=character_keys.format(webhook_url=f"{hook_url}/hook")
             )
         )
         common = {
