@@ -29,6 +29,8 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
     "widget_bytes": ("bench.widget_bytes", []),
     "widget_call": ("bench.widget_call", ["--quick"]),
     "analysis": ("bench.analysis", ["--quick"]),
+    "voice_to_voice": ("bench.voice_to_voice", ["--quick"]),
+    "capacity_rooms": ("bench.capacity_rooms", ["--quick"]),
 }
 
 
