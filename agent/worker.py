@@ -297,11 +297,20 @@ def _build_models(config: SessionConfig, settings: Settings, local: LocalModels)
     )
 
 
+def usable_cores() -> list[int]:
+    """The cores this process may run on (`taskset`, a container's cpuset): not always all the machine's."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform (macOS)
+        return list(range(os.cpu_count() or 1))
+
+
 def current_load(server: AgentServer, *, max_sessions: int | None = None, count_cpu: bool = True) -> float:
     """The worker's load, 0..1: the busier of CPU (unless `count_cpu` is false) and sessions.
 
-    `max_sessions` running sessions are a load of 1; by default two per core, since a
-    voice session takes about half a core at steady state (VAD, turn detector, resampling).
+    `max_sessions` running sessions are a load of 1; by default two per core the worker may
+    use. CPU is the average over those cores only: a worker pinned to one core of many is
+    full when that core is, not when the machine is.
     """
     import psutil
 
@@ -309,8 +318,13 @@ def current_load(server: AgentServer, *, max_sessions: int | None = None, count_
         running = len(server.active_jobs)
     except Exception:  # the process pool is not started yet
         running = 0
-    jobs = running / (max_sessions or max(2 * (os.cpu_count() or 1), 1))
-    cpu = psutil.cpu_percent() / 100.0 if count_cpu else 0.0  # average since the previous call
+    cores = usable_cores()
+    jobs = running / (max_sessions or max(2 * len(cores), 1))
+    cpu = 0.0
+    if count_cpu:
+        per_core = psutil.cpu_percent(percpu=True)  # average since the previous call
+        mine = [per_core[c] for c in cores if c < len(per_core)] or per_core
+        cpu = sum(mine) / len(mine) / 100.0
     return max(0.0, min(1.0, max(cpu, jobs)))
 
 

@@ -339,6 +339,17 @@ def test_load_counts_sessions_only_at_threshold_one():
     assert server.load_fnc(server) == 0.0  # no session yet, and the CPU is not counted
 
 
+def test_load_counts_the_cores_the_worker_may_use(monkeypatch):
+    # a worker pinned to one core (taskset, a cpuset) of a bigger machine
+    class One:
+        active_jobs = [object()]
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert current_load(One(), count_cpu=False) == 0.5  # type: ignore[arg-type]  # 2 sessions per core
+    assert 0.0 <= current_load(One()) <= 1.0  # type: ignore[arg-type]
+
+
 def test_console_session_renders_the_character_without_metadata():
     config, dispatch = console_session("support-bot", Settings(_env_file=None))
     assert config.character == "support-bot"
