@@ -28,7 +28,7 @@ from livekit.agents.voice import Agent, AgentSession
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import CloseEvent, ErrorEvent
 from livekit.agents.voice.io import AudioInput, AudioOutput
-from livekit.agents.voice.room_io import RoomOptions, TextInputOptions
+from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions, TextInputOptions
 from livekit.agents.voice.speech_handle import SpeechHandle
 
 from contract.events import Error, SessionStarted
@@ -198,12 +198,18 @@ def turn_handling(config: SessionConfig, models: SessionModels) -> TurnHandlingO
     }
 
 
+INPUT_SAMPLE_RATE = 16_000
+"""The rate the room's audio reaches the session at: the one Silero VAD, the end-of-turn
+model and Deepgram all take, so it is resampled once (from Opus' 48 kHz, in the decoder)
+instead of to livekit's default 24 kHz and then again by each of the three."""
+
+
 def room_options(config: SessionConfig) -> RoomOptions:
     """How the session meets its room: typed turns always, audio only in a voice session."""
     text_input = TextInputOptions(text_input_cb=take_typed_turn)
     if config.mode == "text":
         return RoomOptions(text_input=text_input, audio_input=False, audio_output=False)
-    return RoomOptions(text_input=text_input)
+    return RoomOptions(text_input=text_input, audio_input=AudioInputOptions(sample_rate=INPUT_SAMPLE_RATE))
 
 
 def _connect_options(settings: Settings) -> SessionConnectOptions:

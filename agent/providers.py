@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from livekit.agents import inference, llm, stt, tts, vad
-from livekit.plugins import deepgram, openai, silero
+from livekit.plugins import deepgram, silero
 
 from contract.model import TurnConfig
 from contract.session_config import SessionConfig
 
+from .openai_client import LLM as OpenAILLM
 from .settings import Settings
 
 # Imported here, not lazily: agent.tts registers a livekit Plugin on import, which
@@ -128,7 +129,11 @@ def build_stt(config: SessionConfig, settings: Settings) -> stt.STT:
 
 
 def build_llm(config: SessionConfig, settings: Settings) -> llm.LLM:
-    """An OpenAI-compatible chat-completions LLM; the character's base URL wins."""
+    """An OpenAI-compatible chat-completions LLM; the character's base URL wins.
+
+    livekit's OpenAI plugin, on a client that sends each request without the SDK's
+    conversion pass (`agent.openai_client`).
+    """
     character_base_url = str(config.llm.base_url) if config.llm.base_url else None
     if missing := _llm_missing(settings, character_base_url):
         raise ProviderUnavailable(missing)
@@ -142,7 +147,7 @@ def build_llm(config: SessionConfig, settings: Settings) -> llm.LLM:
     }
     if base_url:
         kwargs["base_url"] = base_url.rstrip("/")
-    return openai.LLM(**kwargs)
+    return OpenAILLM(**kwargs)
 
 
 def build_tts(config: SessionConfig, settings: Settings) -> tts.TTS:

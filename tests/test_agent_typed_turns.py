@@ -258,4 +258,6 @@ def test_a_text_only_session_needs_no_speech_recognition_and_no_voice_service(mo
     assert options.get_text_input_options() is not None and options.get_text_output_options() is not None
     voiced = room_options(voice)
     assert voiced.get_audio_input_options() is not None and voiced.get_text_input_options() is not None
+    # the room's audio comes at the rate VAD, end-of-turn model and STT take: resampled once
+    assert voiced.get_audio_input_options().sample_rate == 16_000  # type: ignore[union-attr]
     assert voiced.get_text_input_options().text_input_cb is take_typed_turn  # type: ignore[union-attr]
