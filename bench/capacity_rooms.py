@@ -106,15 +106,19 @@ def cpu_seconds(stack: Stack) -> dict[int, float]:
     return out
 
 
-def job_pss_mb(stack: Stack) -> list[float]:
-    """PSS of each job process: the children of the worker's forkserver (its grandchildren)."""
+def job_pss_mb(
+    stack: Stack, busy: dict[int, float] | None = None, n: int = 0
+) -> tuple[list[float], list[float]]:
+    """PSS of the job processes (the children of the worker's forkserver, its grandchildren):
+    the `n` that used the most CPU in `busy` (running a session), and the rest (idle)."""
     root, *_ = worker_tree(stack)
-    out = []
+    jobs: dict[int, float] = {}
     for child in root.children():
         for job in child.children():
             with contextlib.suppress(psutil.NoSuchProcess):
-                out.append(job.memory_full_info().pss / MB)
-    return out
+                jobs[job.pid] = job.memory_full_info().pss / MB
+    ranked = sorted(jobs, key=lambda pid: (busy or {}).get(pid, 0.0), reverse=True)
+    return [jobs[p] for p in ranked[:n]], [jobs[p] for p in ranked[n:]]
 
 
 def default_load_stops_at(cpus: int, threshold: float = 0.75) -> int:
@@ -165,7 +169,8 @@ async def measure(stack: Stack, n: int, window: float) -> dict[str, Any]:
     cpu0, t0 = cpu_seconds(stack), time.monotonic()
     results = await asyncio.gather(*(converse(u, m, t0 + window) for u, m, _ in users))
     cpu1, t1 = cpu_seconds(stack), time.monotonic()
-    pss = job_pss_mb(stack)
+    busy = {pid: cpu1[pid] - cpu0.get(pid, cpu1[pid]) for pid in cpu1}
+    pss, idle_pss = job_pss_mb(stack, busy, n)
     slow = stack.workers[0].log()[log_before:].count(VAD_SLOW)
     for user, mic, _ in users:
         await mic.aclose()
@@ -182,6 +187,7 @@ async def measure(stack: Stack, n: int, window: float) -> dict[str, Any]:
         "turns": turns,
         "vad_slow_warnings": slow,
         "job_pss_mb": pss,
+        "idle_job_pss_mb": idle_pss,
     }
 
 
@@ -230,7 +236,7 @@ async def run(quick: bool) -> dict:
         ):
             await asyncio.sleep(5.0)
             baseline = await idle_cpu(stack, window)
-            idle_pss = job_pss_mb(stack)
+            _, idle_pss = job_pss_mb(stack)
             for n in points:
                 rows.append(await measure(stack, n, window))
     return report(rows, baseline, idle_pss, quick)
@@ -293,7 +299,7 @@ def report(rows: list[dict[str, Any]], baseline: float, idle_pss: list[float], q
                 "late",
                 "gap p50",
                 "p95",
-                "job PSS MB",
+                "busy job PSS MB",
                 "VAD slow",
                 "real time",
             ],
@@ -304,11 +310,11 @@ def report(rows: list[dict[str, Any]], baseline: float, idle_pss: list[float], q
     sustained = max((r["sessions"] for r in rows if r["real_time"]), default=0)
     extrapolated = int((100 - baseline) // per_session) if per_session > 0 else 0
     pss = statistics.median([p for r in rows for p in r["job_pss_mb"]] or [float("nan")])
-    stops = default_load_stops_at(os.cpu_count() or 1)
+    stops = default_load_stops_at(1)
     print(
         f"idle job processes: PSS {statistics.median(idle_pss) if idle_pss else float('nan'):.0f} MB each "
-        f"({len(idle_pss)}); the worker's load function, default settings, stops taking jobs at "
-        f"{stops} sessions (2 per core of os.cpu_count() = {os.cpu_count()}, threshold 0.75), pinned or not"
+        f"({len(idle_pss)}); the worker's load function, default settings, pinned to one core, stops "
+        f"taking jobs at {stops} sessions (2 per usable core, threshold 0.75), or once that core is 75% busy"
     )
     goals = {
         "cpu_per_session": {"pct": per_session, "goal": GOAL_CPU_PCT, "met": per_session <= GOAL_CPU_PCT},
@@ -330,8 +336,11 @@ def report(rows: list[dict[str, Any]], baseline: float, idle_pss: list[float], q
     print(
         f"goal: job PSS <= {GOAL_PSS_MB:.0f} MB: {pss:.0f} MB -> {'met' if goals['job_pss']['met'] else 'NOT met'}"
     )
+    # the machine is shared: how busy it was says how far to trust the absolute numbers
+    print(f"load average over the last 1 / 5 / 15 minutes: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     result = {
         "quick": quick,
+        "load_average": os.getloadavg(),
         "baseline_idle_cpu_pct": baseline,
         "idle_job_pss_mb": idle_pss,
         "points": rows,

@@ -461,8 +461,11 @@ def report(rows: list[dict[str, Any]], transport: list[float], conversion: list[
         print(
             f"goal: {name} p50 < {g['goal_ms']:.0f} ms: {g['p50_ms']:.1f} ms -> {'met' if g['met'] else 'NOT met'}"
         )
+    # the machine is shared: how busy it was says how far to trust the absolute numbers
+    print(f"load average over the last 1 / 5 / 15 minutes: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     result = {
         "quick": quick,
+        "load_average": os.getloadavg(),
         "standins_ms": {
             "stt_final": STT_FINAL * 1000,
             "llm_first_token": LLM_FIRST_TOKEN * 1000,
