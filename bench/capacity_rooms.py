@@ -61,8 +61,9 @@ from bench.voice_to_voice import (
     serve_voice,
     wait_until_or_none,
 )
-from tests.e2e_support.participant import User
-from tests.e2e_support.stack import ADDRESSES, Stack, run_stack, wait_until
+from testkit.e2e.participant import User
+from testkit.e2e.stack import ADDRESSES, Stack, run_stack
+from testkit.waiting import wait_until
 
 GOAL_CPU_PCT = 5.0
 GOAL_SESSIONS = 15

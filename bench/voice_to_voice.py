@@ -1,6 +1,6 @@
 """Section 8: voice to voice at the listener, through the real livekit-server.
 
-The e2e stack (tests.e2e_support: the real livekit-server v1.13.5, the token server, a
+The e2e stack (testkit.e2e: the real livekit-server v1.13.5, the token server, a
 worker `python -m agent start`) with the provider stand-ins of fixed latency that
 bench.turns uses: Deepgram's final 250 ms (stream time) after the last voiced audio, the
 LLM's first token 400 ms after the request, the voice service's first byte 150 ms after
@@ -67,9 +67,10 @@ from bench.voice_support import (
     script,
     speech_end,
 )
-from tests.agent_support.speech import frames, silence, speak
-from tests.e2e_support.participant import User
-from tests.e2e_support.stack import ADDRESSES, API_KEY, API_SECRET, Stack, run_stack, wait_until
+from testkit.audio.speech import frames, silence, speak
+from testkit.e2e.participant import User
+from testkit.e2e.stack import ADDRESSES, API_KEY, API_SECRET, Stack, run_stack
+from testkit.waiting import wait_until
 
 GOAL_OVERHEAD_MS = 60.0
 GOAL_OUR_CODE_MS = 20.0

@@ -9,7 +9,7 @@ from livekit.agents import llm
 from livekit.plugins import openai as lk_openai
 
 from agent.openai_client import LLM
-from tests.agent_support.openai_standin import OpenAIStandIn, TextReply, ToolCallReply
+from testkit.standins.openai_standin import OpenAIStandIn, TextReply, ToolCallReply
 
 pytestmark = pytest.mark.integration
 
