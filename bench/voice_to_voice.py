@@ -12,8 +12,8 @@ Per turn, on this process' monotonic clock (the stand-ins run in this process to
     t_end    the frame holding the last voiced sample was handed to the microphone track
     t_heard  the first agent audio frame that carries sound reached the participant
     gap      = t_heard - t_end
-    baseline = max(W, STT + LLM) + TTS, W = max(Silero min_silence_duration, endpointing
-               min_delay): no turn commits earlier, and livekit starts the LLM on the STT
+    baseline = max(W, STT + LLM) + TTS, W = max(the VAD's min silence, endpointing min_delay)
+               from the character's `turn:` block: no turn commits earlier, and livekit starts the LLM on the STT
                final, so the LLM overlaps the wait (bench.turns explains it). 0.80 s here.
     overhead = gap - baseline, split three ways:
       endpointing  the turn was committed after the reply was ready: from the worker's own
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import statistics
 import sys
@@ -52,8 +51,6 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 from livekit import api, rtc
-from livekit.agents.voice.turn import _STREAMING_ENDPOINTING_DEFAULTS
-from livekit.plugins import silero
 
 from bench.common import ROOT, cli, save, save_plot, table
 from bench.voice_support import (
@@ -67,6 +64,7 @@ from bench.voice_support import (
     script,
     speech_end,
 )
+from contract.model import TurnConfig
 from testkit.audio.speech import frames, silence, speak
 from testkit.e2e.participant import User
 from testkit.e2e.stack import ADDRESSES, API_KEY, API_SECRET, Stack, run_stack
@@ -78,10 +76,11 @@ SAMPLE_RATE = 48_000
 FRAME_MS = 20
 SENTENCE = "My order has not arrived yet."  # the end-of-turn model takes it as finished (bench.turns)
 TRANSCRIPT = "My order has not arrived yet."
-# Endpointing as the worker runs it: Silero's default and livekit's for a streaming turn model
-VAD_MIN_SILENCE = float(inspect.signature(silero.VAD.load).parameters["min_silence_duration"].default)
-MIN_DELAY = float(_STREAMING_ENDPOINTING_DEFAULTS["min_delay"])
-MAX_DELAY = float(_STREAMING_ENDPOINTING_DEFAULTS["max_delay"])
+# Endpointing as the worker runs it: the character's `turn:` block, at its defaults here
+_TURN = TurnConfig()
+VAD_MIN_SILENCE = _TURN.min_silence_seconds
+MIN_DELAY = _TURN.min_delay_seconds
+MAX_DELAY = _TURN.max_delay_seconds
 
 
 class RoomMicrophone:
@@ -402,7 +401,7 @@ def report(rows: list[dict[str, Any]], transport: list[float], conversion: list[
 
     wait = max(VAD_MIN_SILENCE, MIN_DELAY)
     print(
-        f"endpointing wait W = max(Silero min_silence {VAD_MIN_SILENCE:.2f}, min_delay {MIN_DELAY:.2f}) s; "
+        f"endpointing wait W = max(turn: min_silence {VAD_MIN_SILENCE:.2f}, min_delay {MIN_DELAY:.2f}) s; "
         f"stand-ins: STT {STT_FINAL * 1000:.0f} ms, LLM {LLM_FIRST_TOKEN * 1000:.0f} ms, TTS "
         f"{TTS_FIRST_BYTE * 1000:.0f} ms; baseline = max(W, STT + LLM) + TTS = "
         f"{(max(wait, STT_FINAL + LLM_FIRST_TOKEN) + TTS_FIRST_BYTE) * 1000:.0f} ms"
