@@ -1,4 +1,4 @@
-"""Section 9: capacity with real rooms: N calls through livekit-server to one worker on one core.
+"""Section 10: capacity with real rooms: N calls through livekit-server to one worker on one core.
 
 The e2e stack (the real livekit-server, token server and a worker `python -m agent start`)
 with the stand-ins of bench.voice_to_voice (STT 250 ms, LLM 400 ms, TTS 150 ms). The

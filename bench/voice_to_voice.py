@@ -1,4 +1,4 @@
-"""Section 8: voice to voice at the listener, through the real livekit-server.
+"""Section 9: voice to voice at the listener, through the real livekit-server.
 
 The e2e stack (testkit.e2e: the real livekit-server v1.13.5, the token server, a
 worker `python -m agent start`) with the provider stand-ins of fixed latency that
