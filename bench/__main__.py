@@ -2,8 +2,10 @@
 change against the last recorded run.
 
 Each section runs in its own process, so one section's memory and threads never
-weigh on the next. `make bench` runs them all (a few minutes on 2 cores);
-`make bench-quick` runs the short versions (about a minute). `--record` copies this
+weigh on the next. `make bench` runs them all (half an hour or more on 2 cores: the
+sections through a real livekit-server take minutes each); `make bench-quick` runs the
+short versions of the in-process sections (under 3 minutes), and `--quick --section NAME`
+the short version of any one. `--record` copies this
 run's results to bench/recorded/, the baseline later runs are compared with.
 """
 
@@ -18,19 +20,21 @@ import time
 from bench.common import RESULTS, ROOT
 from bench.compare import RECORDED, compare
 
-# name: (module, arguments for --quick)
-SECTIONS: dict[str, tuple[str, list[str]]] = {
+# name: (module, arguments for --quick, or None: not in --quick). The sections that start a
+# whole stack (livekit-server, token server, worker, Chromium) take minutes even when short,
+# so `make bench-quick` (under 3 minutes) leaves them to `make bench` or `--section NAME`.
+SECTIONS: dict[str, tuple[str, list[str] | None]] = {
     "session_starts": ("bench.session_starts", ["--quick"]),
     "retrieval": ("bench.retrieval", ["--quick"]),
     "turns": ("bench.turns", ["--quick"]),
-    "turn_taking": ("bench.turn_taking", ["--quick"]),
+    "turn_taking": ("bench.turn_taking", None),
     "capacity": ("bench.capacity", ["--quick"]),
     "tts": ("bench.tts", ["--reps", "1", "--concurrency", "1"]),
     "widget_bytes": ("bench.widget_bytes", []),
-    "widget_call": ("bench.widget_call", ["--quick"]),
+    "widget_call": ("bench.widget_call", None),
     "analysis": ("bench.analysis", ["--quick"]),
-    "voice_to_voice": ("bench.voice_to_voice", ["--quick"]),
-    "capacity_rooms": ("bench.capacity_rooms", ["--quick"]),
+    "voice_to_voice": ("bench.voice_to_voice", None),
+    "capacity_rooms": ("bench.capacity_rooms", None),
 }
 
 
@@ -43,22 +47,27 @@ def main() -> int:
     parser.add_argument("--record", action="store_true", help="keep this run as the baseline for comparisons")
     args = parser.parse_args()
     failed = []
-    for name in args.section or list(SECTIONS):
+    names = args.section or [n for n, (_, quick) in SECTIONS.items() if not args.quick or quick is not None]
+    for name in names:
         module, quick_args = SECTIONS[name]
         print(f"\n== {name}", flush=True)
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", module, *(quick_args if args.quick else [])], cwd=ROOT)
+        short = ["--quick"] if quick_args is None else quick_args  # a section asked for by name
+        done = subprocess.run([sys.executable, "-m", module, *(short if args.quick else [])], cwd=ROOT)
         print(f"({name}: {time.monotonic() - started:.0f} s)")
         if done.returncode != 0:
             failed.append(name)
     print("\n== change against the last recorded run")
-    compare(args.section or list(SECTIONS))
+    compare(names)
     if args.record:
         RECORDED.mkdir(parents=True, exist_ok=True)
-        for name in args.section or list(SECTIONS):
+        for name in names:
             if (RESULTS / f"{name}.json").exists():
                 shutil.copy(RESULTS / f"{name}.json", RECORDED / f"{name}.json")
         print(f"recorded in {RECORDED.relative_to(ROOT)}")
+    if args.quick and not args.section:
+        left = [n for n, (_, quick) in SECTIONS.items() if quick is None]
+        print(f"not in --quick (each starts a whole stack): {', '.join(left)}; `make bench` runs them")
     if failed:
         print(f"sections that failed: {', '.join(failed)}")
     return 1 if failed else 0
