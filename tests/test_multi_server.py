@@ -4,40 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from testkit.livekit_server import API_KEY, API_SECRET
-from testkit.waiting import wait_until
+from testkit.token_servers import token_servers
 from tests.conftest import TEST_CHARACTERS, _create_pg_database, _drop_pg_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def wait_healthy(http: aiohttp.ClientSession, url: str, proc: asyncio.subprocess.Process) -> None:
-    async def healthy() -> bool:
-        if proc.returncode is not None:
-            raise RuntimeError(f"token server exited with {proc.returncode}")
-        try:
-            async with http.get(url + "/healthz") as resp:
-                return resp.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    # a loaded machine takes a while to import and migrate; a broken server exits at once
-    await wait_until(healthy, 90, f"{url} to become healthy", interval=0.1)
 
 
 async def test_two_processes_one_database_exact_limit(livekit_server, livekit):
@@ -50,28 +25,10 @@ async def test_two_processes_one_database_exact_limit(livekit_server, livekit):
         "LIVEKIT_API_SECRET": API_SECRET,
         "CHARACTERS_DIR": str(TEST_CHARACTERS),
     }
-    ports = [free_port(), free_port()]
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "token_server",
-            "--port",
-            str(port),
-            "--log-level",
-            "WARNING",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        for port in ports
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        async with aiohttp.ClientSession() as http:
-            # Both start together, so both race to apply the migrations too.
-            await asyncio.gather(*(wait_healthy(http, u, p) for u, p in zip(urls, procs, strict=True)))
+        # Both start together, so both race to apply the migrations too.
+        async with token_servers(env) as servers, aiohttp.ClientSession() as http:
+            urls = [server.url for server in servers]
 
             async def start(i: int) -> tuple[int, str | None]:
                 async with http.post(
@@ -88,9 +45,4 @@ async def test_two_processes_one_database_exact_limit(livekit_server, livekit):
         rooms = sorted(room for status, room in started if status == 201)
         assert sorted(await livekit.new_rooms()) == rooms
     finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.terminate()
-        for proc in procs:
-            await proc.wait()
         await _drop_pg_database(name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 
 import aiohttp
 import pytest
@@ -13,8 +12,9 @@ import pytest
 from contract.ingest_token import sign_ingest_token
 from testkit.livekit_server import API_KEY, API_SECRET
 from testkit.standins.openai_standin import OpenAIStandIn
+from testkit.token_servers import token_servers
+from testkit.waiting import wait_until
 from tests.conftest import _create_pg_database, _drop_pg_database
-from tests.test_multi_server import ROOT, free_port, wait_healthy
 from tests.test_post_call_analysis import ANALYSIS_V2, ORIGIN, good_reply, write_character
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -44,27 +44,9 @@ async def test_two_processes_analyse_each_session_once_and_sighup_reloads(
         "ANALYSIS_LLM_BASE_URL": str(llm_server.make_url("/v1")),
         "ANALYSIS_POLL_SECONDS": "0.05",
     }
-    ports = [free_port(), free_port()]
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "token_server",
-            "--port",
-            str(port),
-            "--log-level",
-            "WARNING",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        async with aiohttp.ClientSession() as http:
-            await asyncio.gather(*(wait_healthy(http, u, p) for u, p in zip(urls, procs, strict=True)))
+        async with token_servers(env) as servers, aiohttp.ClientSession() as http:
+            urls = [server.url for server in servers]
 
             async def start_and_end(i: int) -> str:
                 async with http.post(
@@ -87,16 +69,16 @@ async def test_two_processes_analyse_each_session_once_and_sighup_reloads(
 
             sids = await asyncio.gather(*(start_and_end(i) for i in range(SESSIONS)))
 
-            async def analysed(sid: str) -> dict:
-                for _ in range(400):
-                    async with http.get(urls[0] + f"/v1/sessions/{sid}/analysis", headers=KEY) as r:
-                        body = await r.json()
-                    if body["analysis"] is not None:
-                        return body
-                    await asyncio.sleep(0.05)
-                raise TimeoutError(sid)
+            async def analysis(sid: str) -> dict:
+                async with http.get(urls[0] + f"/v1/sessions/{sid}/analysis", headers=KEY) as r:
+                    return await r.json()
 
-            bodies = await asyncio.gather(*(analysed(sid) for sid in sids))
+            async def all_analysed() -> bool:
+                found = [(await analysis(sid))["analysis"] for sid in sids]
+                return all(run is not None for run in found)
+
+            await wait_until(all_analysed, 20, "every session's analysis")
+            bodies = [await analysis(sid) for sid in sids]
             await asyncio.sleep(0.5)  # time for a second run, were one to start
             assert len(llm.requests) == SESSIONS
             for sid in sids:
@@ -112,18 +94,13 @@ async def test_two_processes_analyse_each_session_once_and_sighup_reloads(
 
             before = await current(urls[0])
             write_character(characters, ANALYSIS_V2)
-            procs[0].send_signal(signal.SIGHUP)
-            for _ in range(100):
-                if await current(urls[0]) != before:
-                    break
-                await asyncio.sleep(0.05)
-            assert await current(urls[0]) != before
+            servers[0].proc.send_signal(signal.SIGHUP)
+
+            async def reloaded() -> bool:
+                return await current(urls[0]) != before
+
+            await wait_until(reloaded, 5, "the first server to reload on SIGHUP")
             assert await current(urls[1]) == before
-            assert procs[0].returncode is None
+            assert servers[0].proc.returncode is None
     finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.terminate()
-        for proc in procs:
-            await proc.wait()
         await _drop_pg_database(name)

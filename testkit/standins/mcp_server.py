@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+
+from dev.livekit_server import free_port as dev_free_port
 
 
 @dataclass
@@ -72,9 +73,7 @@ def orders_standin() -> contextlib.AbstractAsyncContextManager[str]:
 
 def free_port() -> int:
     """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return dev_free_port("127.0.0.1")
 
 
 @contextlib.asynccontextmanager
