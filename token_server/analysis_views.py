@@ -14,11 +14,9 @@ from pydantic import ValidationError
 
 from contract.validation import validation_problems
 
-from .access import require_api_key
 from .analysis import PostCallAnalysis
 from .character_versions import CharacterVersions
-from .errors import Conflict, NotFound, ValidationFailed, read_json
-from .queries import session_id as path_session_id
+from .errors import Conflict, ValidationFailed, read_json
 from .records import SessionRecords
 from .schemas import AnalysisRequest
 from .session_status import SessionStatus
@@ -46,16 +44,9 @@ class AnalysisViews:
         self._registry = registry
         self._versions = versions
 
-    async def _session(self, request: web.Request):
-        require_api_key(request, self._settings.token_server_api_keys)
-        row = await self._records.get(path_session_id(request))
-        if row is None:
-            raise NotFound("No such session.", code="session_not_found")
-        return row
-
     async def get(self, request: web.Request) -> web.Response:
         """The latest finished run (or null), and every run, newest first."""
-        row = await self._session(request)
+        row = await self._records.asked_for(request, self._settings.token_server_api_keys)
         runs = [r.model_dump(mode="json") for r in await self._records.analyses(row.id)]
         latest = next((r for r in runs if r["status"] != "pending"), None)
         return json_response(
@@ -70,7 +61,7 @@ class AnalysisViews:
 
     async def rerun(self, request: web.Request) -> web.Response:
         """Queue a run of an ended session's analysis: 202 with the run."""
-        row = await self._session(request)
+        row = await self._records.asked_for(request, self._settings.token_server_api_keys)
         body = await self._body(request)
         if not SessionStatus(row.status).final:
             raise Conflict("The session is still live: it is analysed when it ends.", code="session_live")

@@ -12,7 +12,10 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
+from aiohttp import web
+from pydantic import SecretStr
 
+from .access import require_api_key
 from .db import (
     session_analyses,
     session_events,
@@ -21,6 +24,8 @@ from .db import (
     webhook_attempts,
     webhook_deliveries,
 )
+from .errors import NotFound
+from .queries import session_id as path_session_id
 from .responses import (
     AnalysisRun,
     FormAnswer,
@@ -110,6 +115,19 @@ class SessionRecords:
     async def get(self, session_id: str) -> sa.Row | None:
         """One session's row, or None."""
         return await self._store.get(session_id)
+
+    async def asked_for(self, request: web.Request, api_keys: list[SecretStr]) -> sa.Row:
+        """The row of the session a request's path names, for a caller with an API key.
+
+        Raises:
+            Unauthorized: the request carries none of `api_keys`.
+            NotFound: there is no such session (404 `session_not_found`).
+        """
+        require_api_key(request, api_keys)
+        row = await self.get(path_session_id(request))
+        if row is None:
+            raise NotFound("No such session.", code="session_not_found")
+        return row
 
     async def summary(self, row: sa.Row, *, with_deliveries: bool = True) -> SessionRecord:
         """Everything about one session but its event log; no secrets are stored to show."""

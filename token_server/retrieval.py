@@ -23,7 +23,6 @@ from .queries import (
     logs_after,
     read_query,
 )
-from .queries import session_id as path_session_id
 from .records import SessionRecords, list_item
 from .responses import SessionList
 from .session_status import SessionStatus
@@ -47,21 +46,14 @@ class Retrieval:
         self._registry = registry
         self._versions = versions
 
-    async def _session(self, request: web.Request):
-        require_api_key(request, self._settings.token_server_api_keys)
-        row = await self._records.get(path_session_id(request))
-        if row is None:
-            raise NotFound("No such session.", code="session_not_found")
-        return row
-
     async def session(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}`."""
-        row = await self._session(request)
+        row = await self._records.asked_for(request, self._settings.token_server_api_keys)
         return json_response((await self._records.summary(row)).model_dump(mode="json"))
 
     async def logs(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}/logs?limit=&cursor=&types=`: events in order, a page at a time."""
-        row = await self._session(request)
+        row = await self._records.asked_for(request, self._settings.token_server_api_keys)
         query = read_query(request, LogsQuery)
         after = logs_after(query)
         page = await self._records.events(row.id, after=after, limit=query.limit, types=query.type_names)
@@ -70,7 +62,7 @@ class Retrieval:
 
     async def form(self, request: web.Request) -> web.Response:
         """`GET /v1/sessions/{id}/form`: each field, its value, and whether the form is complete."""
-        row = await self._session(request)
+        row = await self._records.asked_for(request, self._settings.token_server_api_keys)
         return json_response((await self._records.form(row)).model_dump(mode="json"))
 
     async def list(self, request: web.Request) -> web.Response:
