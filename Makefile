@@ -93,10 +93,10 @@ widget: ## Rebuild token_server/static/widget.js from widget/ (needs Node.js and
 widget-check: ## Check the committed widget.js matches its source, type-check and unit-test it
 	cd widget && npm ci --no-audit --no-fund && ./check-build.sh && npm run typecheck && npm test
 
-bench: $(STAMP) bench-deps ## Every benchmark section, tables, plots and JSON, against the last recorded run (half an hour or more)
+bench: $(STAMP) bench-deps postgres ## Every benchmark section, tables, plots and JSON, against the last recorded run (half an hour or more)
 	$(BIN)/python -m bench
 
-bench-quick: $(STAMP) bench-deps ## The short version of the in-process sections (under 3 minutes); the real-server ones need make bench
+bench-quick: $(STAMP) bench-deps postgres ## The short version of the in-process sections (under 3 minutes); the real-server ones need make bench
 	$(BIN)/python -m bench --quick
 
 clean: ## Remove .venv, caches and the local SQLite database (keeps .tools: livekit-server, PostgreSQL)

@@ -7,6 +7,7 @@ run. SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -15,10 +16,14 @@ import tempfile
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 from bench.common import ROOT, cli, free_port, process, save, save_plot, table, wait_http
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The tests' own cluster (scripts/postgres.sh, which `make bench` runs), or TEST_POSTGRES_ADMIN_URL.
+PG_ADMIN = os.environ.get(
+    "TEST_POSTGRES_ADMIN_URL", f"postgresql://postgres@/postgres?host={ROOT}/.tools/postgres/socket&port=5432"
+)
 SECRET = "bench-secret-long-enough-for-hs256-signing"
 GOAL_RPS, GOAL_P99_MS = 2000.0, 25.0
 CHARACTER = """slug: bench
@@ -66,7 +71,9 @@ async def pg_database() -> tuple[str, str]:
     conn = await asyncpg.connect(PG_ADMIN)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
-    return name, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    return name, make_url(PG_ADMIN).set(drivername="postgresql+asyncpg", database=name).render_as_string(
+        hide_password=False
+    )
 
 
 async def drop_pg(name: str) -> None:
