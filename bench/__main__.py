@@ -4,7 +4,8 @@ change against the last recorded run.
 Each section runs in its own process, so one section's memory and threads never
 weigh on the next. `make bench` runs them all (half an hour or more on 2 cores: the
 sections through a real livekit-server take minutes each); `make bench-quick` runs the
-short versions of the in-process sections (under 3 minutes), and `--quick --section NAME`
+short versions of the in-process sections (about 6 minutes on 2 cores, over its 3-minute
+goal), and `--quick --section NAME`
 the short version of any one. `--record` copies this
 run's results to bench/recorded/, the baseline later runs are compared with.
 """
@@ -22,7 +23,7 @@ from bench.compare import RECORDED, compare
 
 # name: (module, arguments for --quick, or None: not in --quick). The sections that start a
 # whole stack (livekit-server, token server, worker, Chromium) take minutes even when short,
-# so `make bench-quick` (under 3 minutes) leaves them to `make bench` or `--section NAME`.
+# so `make bench-quick` leaves them to `make bench` or `--section NAME`.
 SECTIONS: dict[str, tuple[str, list[str] | None]] = {
     "session_starts": ("bench.session_starts", ["--quick"]),
     "retrieval": ("bench.retrieval", ["--quick"]),
