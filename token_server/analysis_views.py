@@ -10,13 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
-
-from contract.validation import validation_problems
 
 from .analysis import PostCallAnalysis
 from .character_versions import CharacterVersions
-from .errors import Conflict, ValidationFailed, read_json
+from .errors import Conflict, ValidationFailed, parse_body, read_json
 from .records import SessionRecords
 from .schemas import AnalysisRequest
 from .session_status import SessionStatus
@@ -82,18 +79,7 @@ class AnalysisViews:
         raw: Any = {}
         if request.body_exists:
             raw = await read_json(request, max_bytes=MAX_BODY_BYTES)
-        if not isinstance(raw, dict):
-            raise ValidationFailed(
-                "The body must be a JSON object.",
-                details=[{"field": "(body)", "type": "dict_type", "message": "must be a JSON object"}],
-            )
-        try:
-            return AnalysisRequest.model_validate(raw)
-        except ValidationError as exc:
-            details = validation_problems(exc, root="(body)")
-            raise ValidationFailed(
-                f"Some fields are not valid: {', '.join(d['field'] for d in details)}.", details=details
-            ) from None
+        return parse_body(AnalysisRequest, raw)
 
     def _version(self, row: Any, asked: str) -> str:
         if asked == "current":

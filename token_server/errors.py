@@ -21,11 +21,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from contract.validation import validation_problems
 
 from . import strict_json
+
+BodyModel = TypeVar("BodyModel", bound=BaseModel)
 
 log = logging.getLogger("token_server")
 
@@ -183,3 +188,22 @@ async def read_json(request: web.Request, *, max_bytes: int) -> Any:
         raise BadRequest(f"The body is not valid JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("The body is not valid JSON: it is nested too deeply.") from None
+
+
+def parse_body(model: type[BodyModel], raw: Any) -> BodyModel:
+    """A JSON body, already read, validated as `model`.
+
+    Raises:
+        ValidationFailed: the body is not an object, or naming every bad field.
+    """
+    if not isinstance(raw, dict):
+        raise ValidationFailed(
+            "The body must be a JSON object.",
+            details=[{"field": "(body)", "type": "dict_type", "message": "must be a JSON object"}],
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        details = validation_problems(exc, root="(body)")
+        names = ", ".join(d["field"] for d in details)
+        raise ValidationFailed(f"Some fields are not valid: {names}.", details=details) from None

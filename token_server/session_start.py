@@ -16,15 +16,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from contract import Character, DispatchConfig, SessionConfig
 from contract.templates import MissingVariables, RenderedTooLong, lookup_metadata, render
-from contract.validation import validation_problems
 from contract.voice_models import VoiceModelError, resolve_voice_model
 
 from .access import Caller, Decided, decide_fields
-from .errors import Forbidden, LimitReached, ValidationFailed
+from .errors import Forbidden, LimitReached, ValidationFailed, parse_body
 from .livekit import LiveKitRooms
 from .schemas import StartSessionRequest, StartSessionResponse
 from .session_status import LIVE_STATUSES, SessionStatus
@@ -45,17 +42,7 @@ def parse_request(raw: Any) -> StartSessionRequest:
     Raises:
         ValidationFailed: naming every bad field.
     """
-    if not isinstance(raw, dict):
-        raise ValidationFailed(
-            "The body must be a JSON object.",
-            details=[{"field": "(body)", "type": "dict_type", "message": "must be a JSON object"}],
-        )
-    try:
-        return StartSessionRequest.model_validate(raw)
-    except ValidationError as exc:
-        details = validation_problems(exc, root="(body)")
-        names = ", ".join(d["field"] for d in details)
-        raise ValidationFailed(f"Some fields are not valid: {names}.", details=details) from None
+    return parse_body(StartSessionRequest, raw)
 
 
 def _render_problem(field: str, exc: ValueError, unverified: dict[str, Any]) -> dict[str, Any]:
