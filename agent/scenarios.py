@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -28,7 +27,7 @@ from pydantic import (
 )
 
 from contract.language import LanguageTag
-from contract.loader import SCENARIO_SUFFIXES, CharacterFileError, yaml_problems
+from contract.loader import SCENARIO_SUFFIXES, CharacterFileError, read_yaml_mapping, yaml_problems
 from contract.model import Name, Slug, unique_names
 
 
@@ -189,12 +188,7 @@ def load_scenario_file(path: Path) -> ScenarioFile:
         ScenarioFileError: unreadable YAML, a field that fails validation, or a
             `character` that is not the one the file is named after.
     """
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ScenarioFileError(path, [f"(file): cannot be read as YAML: {exc}"]) from None
-    if not isinstance(raw, dict):
-        raise ScenarioFileError(path, ["(file): must be a mapping with a 'scenarios' list"])
+    raw = read_yaml_mapping(path, ScenarioFileError, "a mapping with a 'scenarios' list")
     try:
         loaded = ScenarioFile.model_validate(raw)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -34,18 +35,24 @@ def yaml_problems(exc: ValidationError) -> list[str]:
     return [f"{p['field']}: {p['message']}" for p in validation_problems(exc, root="(file)")]
 
 
+def read_yaml_mapping(path: Path, error: type[CharacterFileError], shape: str) -> dict[str, Any]:
+    """The YAML mapping in `path`; raises `error` naming the file when it is unreadable or not `shape`."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise error(path, [f"(file): cannot be read as YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise error(path, [f"(file): must be {shape}"])
+    return raw
+
+
 def load_character(path: Path) -> Character:
     """Parse and validate one YAML file.
 
     Raises:
         CharacterFileError: unreadable YAML, or a field that fails validation.
     """
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise CharacterFileError(path, [f"(file): cannot be read as YAML: {exc}"]) from None
-    if not isinstance(raw, dict):
-        raise CharacterFileError(path, ["(file): must be a mapping of character fields"])
+    raw = read_yaml_mapping(path, CharacterFileError, "a mapping of character fields")
     try:
         character = Character.model_validate(raw)
     except ValidationError as exc:
