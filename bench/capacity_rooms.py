@@ -42,7 +42,7 @@ from typing import Any
 
 import psutil
 
-from bench.common import ROOT, cli, save, save_plot, table
+from bench.common import ROOT, cli, first_after, pct, save, save_plot, table
 from bench.voice_support import (
     LLM_FIRST_TOKEN,
     STT_CHUNK,
@@ -55,8 +55,6 @@ from bench.voice_support import (
 from bench.voice_to_voice import (
     SENTENCE,
     TRANSCRIPT,
-    first_after,
-    pct,
     publish_microphone,
     serve_voice,
     wait_until_or_none,

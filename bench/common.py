@@ -79,6 +79,19 @@ def machine() -> dict[str, str]:
     }
 
 
+def pct(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (nearest rank), nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def first_after(stamps: Sequence[float], after: float, before: float = float("inf")) -> float | None:
+    """The first stamp in [after, before); stamps are in the order they happened."""
+    return next((t for t in stamps if after <= t < before), None)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[str(h) for h in headers]] + [
         [f"{c:.1f}" if isinstance(c, float) else str(c) for c in r] for r in rows

@@ -38,7 +38,7 @@ import numpy as np
 from livekit.agents import utils
 
 from agent.providers import load_local_models
-from bench.common import cli, save, save_plot, table
+from bench.common import cli, pct, save, save_plot, table
 from bench.voice_support import (
     POLL,
     SAMPLE_RATE,
@@ -301,13 +301,6 @@ async def backchannel_trials(probe: Probe, n: int, rng: random.Random) -> list[d
 
 
 # ---------------------------------------------------------------------- one configuration
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def share(rows: list[dict[str, Any]], key: str) -> float:

@@ -49,7 +49,7 @@ from pydantic import SecretStr
 from agent.conversation import Conversation
 from agent.providers import load_local_models
 from agent.worker import run_session
-from bench.common import cli, save, save_plot, table
+from bench.common import cli, first_after, pct, save, save_plot, table
 from bench.voice_support import (
     LLM_FIRST_TOKEN,
     POLL,
@@ -77,17 +77,6 @@ GOAL_GREETING_MS = 300.0
 API_KEY, API_SECRET = "bench-key", "bench-secret-long-enough-for-hs256-signing"
 PLAIN_TRANSCRIPT = "My order has not arrived yet."
 TOOL_TRANSCRIPT = "Please lookup my order A123."
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
-def first_after(stamps: list[float], after: float, before: float = float("inf")) -> float | None:
-    return next((t for t in sorted(stamps) if after <= t < before), None)
 
 
 def endpointing(conv: Conversation, vad: Any) -> dict[str, float]:
@@ -225,10 +214,11 @@ def analyse_turn(
 
 
 async def run_turns(
-    local: Any, providers: Any, orders: OrdersTool, mcp_url: str, n_plain: int, n_tool: int
+    local: Any, providers: Any, orders: OrdersTool, mcp_url: str, n_plain: int, n_tool: int, tries: int = 3
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """One warm-up turn, then turns until `n_plain` plain and `n_tool` tool turns were not held
-    back by the end-of-turn model (at most three times that many turns)."""
+    back by the end-of-turn model (at most `tries` times that many turns: about half of
+    espeak's sentences are held, each for the 2.5 s max_delay)."""
     with tempfile.TemporaryDirectory() as tmp:
         config, dispatch, settings = character_configs(Path(tmp), mcp_url)
         settings = provider_settings(settings, providers)
@@ -240,7 +230,7 @@ async def run_turns(
         counted = {False: 0, True: 0}
         try:
             await asyncio.sleep(0.5)
-            while len(plan) < 1 + 3 * (n_plain + n_tool):
+            while len(plan) < 1 + tries * (n_plain + n_tool):
                 if len(plan) and counted[False] >= n_plain and counted[True] >= n_tool:
                     break
                 # keep tool turns spread among plain ones, in the ratio asked for
@@ -292,7 +282,9 @@ def summary(rows: list[dict], key: str = "overhead_ms") -> dict[str, float]:
 
 
 async def run(quick: bool) -> dict:
-    n_plain, n_tool, n_greet = (5, 2, 2) if quick else (50, 15, 8)
+    # --quick: a look, not a measurement (make bench-quick's 3 minutes): the fewest turns that
+    # give every row of the tables, one try each
+    n_plain, n_tool, n_greet, tries = (3, 1, 1, 1) if quick else (50, 15, 8, 3)
     # one warm-up turn (connections, first inference), then tool turns spread among plain ones
     t = time.monotonic()
     local = load_local_models()
@@ -314,7 +306,7 @@ async def run(quick: bool) -> dict:
                 greetings["no MCP server"].append(await greeting_once(local, providers, None, ingest_url))
                 greetings["one MCP server"].append(await greeting_once(local, providers, mcp_url, ingest_url))
             # the greeting runs used the STT stand-in's transcripts slot nowhere: no speech was fed
-            rows, ep = await run_turns(local, providers, orders, mcp_url, n_plain, n_tool)
+            rows, ep = await run_turns(local, providers, orders, mcp_url, n_plain, n_tool, tries)
     finally:
         await runner.cleanup()
 

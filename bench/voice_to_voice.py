@@ -52,7 +52,7 @@ import numpy as np
 from aiohttp import web
 from livekit import api, rtc
 
-from bench.common import ROOT, cli, save, save_plot, table
+from bench.common import ROOT, cli, first_after, pct, save, save_plot, table
 from bench.voice_support import (
     LLM_FIRST_TOKEN,
     STT_CHUNK,
@@ -154,17 +154,6 @@ async def publish_microphone(room: rtc.Room) -> RoomMicrophone:
     mic = RoomMicrophone(source)
     mic.start()
     return mic
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
-def first_after(stamps: list[float], after: float, before: float = float("inf")) -> float | None:
-    return next((t for t in stamps if after <= t < before), None)
 
 
 # ---------------------------------------------------------------------- stand-ins
