@@ -56,6 +56,11 @@ CONSOLE_CHARACTER_ENV = "OSHARA_CONSOLE_CHARACTER"
 
 _MODELS_KEY = "oshara_local_models"
 
+PRELOAD_MODULES = [__name__]
+"""Imported once in the worker's forkserver, beside livekit's own preloads: every job
+process inherits this module and what it imports (the conversation, MCP, pydantic
+models) copy-on-write instead of importing its own private copy."""
+
 
 def prewarm(proc: JobProcess) -> None:
     """Load the local models once per worker process; every job in it shares them."""
@@ -345,6 +350,7 @@ def build_server(settings: Settings) -> AgentServer:
             ServerEnvOption(dev_default=2, prod_default=min(os.cpu_count() or 1, 4)) if idle is None else idle
         ),
         setup_fnc=prewarm,
+        preload_modules=PRELOAD_MODULES,
         load_fnc=load,
         load_threshold=settings.load_threshold,
         job_memory_warn_mb=settings.job_memory_warn_mb,

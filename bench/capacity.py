@@ -2,7 +2,7 @@
 
 Memory: livekit-agents' own `ProcPool` (the one `AgentServer` runs) starts a real job
 process through a forkserver that preloads what the worker preloads (the registered
-plugins and livekit's `ipc._preload`), runs `agent.worker.prewarm` in it (Silero VAD
+plugins, `agent.worker.PRELOAD_MODULES` and livekit's `ipc._preload`), runs `agent.worker.prewarm` in it (Silero VAD
 and the end-of-turn model) and unpickles `agent.worker.entrypoint` (importing
 agent.worker and everything a job imports). Once the pool reports it ready (idle,
 waiting for a job) its RSS, USS and PSS are read with psutil. Baseline, same run: a job
@@ -102,7 +102,7 @@ async def measure_memory() -> dict[str, dict[str, float]]:
     import agent.worker
 
     preload = [
-        *dict.fromkeys(p.package for p in Plugin.registered_plugins),
+        *dict.fromkeys([p.package for p in Plugin.registered_plugins] + agent.worker.PRELOAD_MODULES),
         "livekit.agents.ipc._preload",
         "livekit.agents.ipc._preload_freeze",  # AgentServer keeps it last
     ]
