@@ -200,7 +200,7 @@ class TurnConfig(_Strict):
     are measured in docs/benchmarks.md ("Turn-taking").
     """
 
-    min_silence_seconds: float = Field(0.3, ge=MIN_VAD_SILENCE_SECONDS, le=2.0)
+    min_silence_seconds: float = Field(0.55, ge=MIN_VAD_SILENCE_SECONDS, le=2.0)
     min_delay_seconds: float = Field(0.3, ge=0.0, le=5.0)
     max_delay_seconds: float = Field(2.5, ge=0.1, le=10.0)
     interrupt_min_speech_seconds: float = Field(0.5, ge=0.05, le=5.0)

@@ -217,7 +217,7 @@ def turn_character(tmp_path: Path, text: str):
 def test_a_character_without_a_turn_block_gets_the_measured_defaults(tmp_path):
     turn = turn_character(tmp_path, "").turn
     assert turn == TurnConfig()
-    assert (turn.min_silence_seconds, turn.min_delay_seconds, turn.max_delay_seconds) == (0.3, 0.3, 2.5)
+    assert (turn.min_silence_seconds, turn.min_delay_seconds, turn.max_delay_seconds) == (0.55, 0.3, 2.5)
     assert (turn.interrupt_min_speech_seconds, turn.interrupt_min_words) == (0.5, 2)
 
 
