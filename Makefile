@@ -99,7 +99,7 @@ widget-check: ## Check the committed widget.js matches its source, type-check an
 bench: $(STAMP) bench-deps postgres ## Every benchmark section, tables, plots and JSON, against the last recorded run (half an hour or more)
 	$(BIN)/python -m bench
 
-bench-quick: $(STAMP) bench-deps postgres ## The short version of the in-process sections (about 6 minutes on 2 cores); the real-server ones need make bench
+bench-quick: $(STAMP) bench-deps postgres ## The short version of the in-process sections (146 s measured on 2 cores); the browser and real-server ones need make bench
 	$(BIN)/python -m bench --quick
 
 clean: ## Remove .venv, caches and the local SQLite database (keeps .tools: livekit-server, PostgreSQL)

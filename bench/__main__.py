@@ -4,9 +4,8 @@ change against the last recorded run.
 Each section runs in its own process, so one section's memory and threads never
 weigh on the next. `make bench` runs them all (half an hour or more on 2 cores: the
 sections through a real livekit-server take minutes each); `make bench-quick` runs the
-short versions of the in-process sections (about 6 minutes on 2 cores, over its 3-minute
-goal), and `--quick --section NAME`
-the short version of any one. `--record` copies this
+short versions of the in-process sections (under its 3 minutes on 2 cores), and
+`--quick --section NAME` the short version of any one. `--record` copies this
 run's results to bench/recorded/, the baseline later runs are compared with.
 """
 
@@ -21,17 +20,18 @@ import time
 from bench.common import RESULTS, ROOT
 from bench.compare import RECORDED, compare
 
-# name: (module, arguments for --quick, or None: not in --quick). The sections that start a
-# whole stack (livekit-server, token server, worker, Chromium) take minutes even when short,
-# so `make bench-quick` leaves them to `make bench` or `--section NAME`.
+# name: (module, arguments for --quick, or None: not in --quick). The sections that start
+# Chromium or a whole stack (livekit-server, token server, worker) take from 16 s to minutes
+# even when short, so `make bench-quick` (its goal: under 3 minutes) leaves them to
+# `make bench` or `--section NAME`.
 SECTIONS: dict[str, tuple[str, list[str] | None]] = {
     "session_starts": ("bench.session_starts", ["--quick"]),
     "retrieval": ("bench.retrieval", ["--quick"]),
     "turns": ("bench.turns", ["--quick"]),
     "turn_taking": ("bench.turn_taking", None),
     "capacity": ("bench.capacity", ["--quick"]),
-    "tts": ("bench.tts", ["--reps", "1", "--concurrency", "1"]),
-    "widget_bytes": ("bench.widget_bytes", []),
+    "tts": ("bench.tts", ["--quick"]),
+    "widget_bytes": ("bench.widget_bytes", None),
     "widget_call": ("bench.widget_call", None),
     "analysis": ("bench.analysis", ["--quick"]),
     "voice_to_voice": ("bench.voice_to_voice", None),
@@ -68,7 +68,7 @@ def main() -> int:
         print(f"recorded in {RECORDED.relative_to(ROOT)}")
     if args.quick and not args.section:
         left = [n for n, (_, quick) in SECTIONS.items() if quick is None]
-        print(f"not in --quick (each starts a whole stack): {', '.join(left)}; `make bench` runs them")
+        print(f"not in --quick (each starts Chromium or a whole stack): {', '.join(left)}; `make bench` runs them")
     if failed:
         print(f"sections that failed: {', '.join(failed)}")
     return 1 if failed else 0

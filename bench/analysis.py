@@ -110,7 +110,7 @@ async def measure(poll: float, sessions: int, llm_url: str, tmp: Path) -> list[f
 
 
 async def run(quick: bool) -> dict:
-    sessions = 4 if quick else 20
+    sessions = 3 if quick else 20
     llm = OpenAIStandIn(script=lambda body: TextReply(REPLY), first_token_delay=LATENCY)
     runner = web.AppRunner(llm.app())
     await runner.setup()

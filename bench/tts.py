@@ -89,7 +89,14 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 async def bench_model(
-    name: str, engine: VoiceEngine, settings: ServiceSettings, reps: int, levels: list[int]
+    name: str,
+    engine: VoiceEngine,
+    settings: ServiceSettings,
+    reps: int,
+    levels: list[int],
+    *,
+    texts: dict[str, str] = TEXTS,
+    voices: bool = True,
 ) -> dict[str, Any]:
     clips = web.Application()
     from testkit.tts.clips import clip_bytes
@@ -118,7 +125,7 @@ async def bench_model(
         async with aiohttp.ClientSession() as http:
             await one_request(http, url, {"text": "Warm up.", "voice_model": name}, sr)
             overhead: list[float] = []
-            for label, text in TEXTS.items():
+            for label, text in texts.items():
                 runs = []
                 for _ in range(reps):
                     timer.durations.clear()
@@ -133,7 +140,7 @@ async def bench_model(
                 }
             result["service_overhead_ms"] = summary(overhead)
 
-            for kind in ("cold", "cached"):
+            for kind in ("cold", "cached") if voices else ():
                 runs = []
                 for i in range(reps):
                     # A new pitch is a new clip (new content hash): cold. The same one again: cached.
@@ -194,7 +201,15 @@ async def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: 8 for the tiny model")
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="make bench-quick: the short sentence once, no cloned voice, one request at a time",
+    )
     args = parser.parse_args()
+    texts = {"short": TEXTS["short"]} if args.quick else TEXTS
+    if args.quick:
+        args.reps, args.concurrency = 1, "1"
 
     model_dir = args.model_dir
     max_new_tokens = args.max_new_tokens
@@ -221,7 +236,9 @@ async def main() -> None:
         engine = await asyncio.to_thread(VoiceEngine.load, name, settings)
         load_s = time.perf_counter() - started
         try:
-            r = await bench_model(name, engine, settings, args.reps, levels)
+            r = await bench_model(
+                name, engine, settings, args.reps, levels, texts=texts, voices=not args.quick
+            )
         finally:
             engine.close()
         r["load_s"] = load_s
