@@ -68,7 +68,9 @@ def main() -> int:
         print(f"recorded in {RECORDED.relative_to(ROOT)}")
     if args.quick and not args.section:
         left = [n for n, (_, quick) in SECTIONS.items() if quick is None]
-        print(f"not in --quick (each starts Chromium or a whole stack): {', '.join(left)}; `make bench` runs them")
+        print(
+            f"not in --quick (each starts Chromium or a whole stack): {', '.join(left)}; `make bench` runs them"
+        )
     if failed:
         print(f"sections that failed: {', '.join(failed)}")
     return 1 if failed else 0
