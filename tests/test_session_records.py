@@ -78,6 +78,17 @@ async def fill_the_limit(client) -> list[dict]:
     return sessions_
 
 
+def just_passed() -> dt.datetime:
+    """A deadline that has just passed.
+
+    Only just: the server's own first sweep starts with the app and may still be reading
+    when a test moves a deadline, and it ends what was already due when it began. A
+    deadline set a second back could be due for it too, and the test's own sweep would
+    then find nothing left to end.
+    """
+    return dt.datetime.now(dt.UTC) - dt.timedelta(milliseconds=10)
+
+
 async def set_times(client, session_id, **values):
     async with client.app[DB].engine.begin() as conn:
         await conn.execute(sessions.update().where(sessions.c.id == session_id).values(**values))
@@ -128,9 +139,7 @@ async def test_agent_reporting_the_end_frees_the_slot(client):
 
 async def test_nobody_joining_ends_the_session(client):
     first, _ = await fill_the_limit(client)
-    await set_times(
-        client, first["session_id"], join_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    )
+    await set_times(client, first["session_id"], join_deadline=just_passed())
     assert await client.app[LIFECYCLE].sweep() == 1
     record = await status_of(client, first["session_id"])
     assert (record["status"], record["end_reason"]) == ("ended", "join_timeout")
@@ -140,7 +149,7 @@ async def test_nobody_joining_ends_the_session(client):
 async def test_passing_the_maximum_duration_ends_the_session_and_closes_the_room(client, livekit):
     first, second = await fill_the_limit(client)
     await post_events(client, first["session_id"], [{"type": "session_started"}])
-    await set_times(client, first["session_id"], max_end_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    await set_times(client, first["session_id"], max_end_at=just_passed())
     assert await client.app[LIFECYCLE].sweep() == 1
     record = await status_of(client, first["session_id"])
     assert (record["status"], record["end_reason"]) == ("ended", "max_duration")
@@ -156,9 +165,7 @@ async def test_an_agent_without_its_user_still_ends_at_the_join_deadline(client,
     agent = room_event("participant_joined", room, event_id="EV_agent", identity="agent-1", agent=True)
     assert (await send_webhook(client, agent)).status == 200
     assert (await status_of(client, first["session_id"]))["status"] == "active"
-    await set_times(
-        client, first["session_id"], join_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    )
+    await set_times(client, first["session_id"], join_deadline=just_passed())
     assert await client.app[LIFECYCLE].sweep() == 1
     record = await status_of(client, first["session_id"])
     assert (record["status"], record["end_reason"]) == ("ended", "join_timeout")
@@ -203,9 +210,7 @@ async def test_once_the_user_joins_the_join_deadline_no_longer_applies(client, h
     else:
         event = room_event("participant_joined", first["room_name"], event_id="EV_u", identity="user-1")
         assert (await send_webhook(client, event)).status == 200
-    await set_times(
-        client, first["session_id"], join_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    )
+    await set_times(client, first["session_id"], join_deadline=just_passed())
     assert await client.app[LIFECYCLE].sweep() == 0
     record = await status_of(client, first["session_id"])
     assert record["status"] == "active" and record["user_joined_at"]
@@ -220,9 +225,7 @@ async def test_an_agent_that_never_joins_ends_the_session_and_closes_the_room(ma
     user = room_event("participant_joined", first["room_name"], event_id="EV_u", identity="user-1")
     assert (await send_webhook(client, user)).status == 200
     assert (await status_of(client, first["session_id"]))["status"] == "active"
-    await set_times(
-        client, first["session_id"], agent_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    )
+    await set_times(client, first["session_id"], agent_deadline=just_passed())
     assert await client.app[LIFECYCLE].sweep() == 1
     record = await status_of(client, first["session_id"])
     assert (record["status"], record["end_reason"]) == ("ended", "agent_unavailable")
@@ -256,9 +259,7 @@ async def test_once_the_agent_joins_the_agent_deadline_no_longer_applies(client,
     joined = (await status_of(client, first["session_id"]))["agent_joined_at"]
     assert joined
     await agent_joins("EV_a2")  # a second arrival keeps the first time
-    await set_times(
-        client, first["session_id"], agent_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    )
+    await set_times(client, first["session_id"], agent_deadline=just_passed())
     assert await client.app[LIFECYCLE].sweep() == 0
     record = await status_of(client, first["session_id"])
     assert record["status"] == "active" and record["agent_joined_at"] == joined
@@ -269,9 +270,7 @@ async def test_once_the_agent_joins_the_agent_deadline_no_longer_applies(client,
 async def test_the_sweeper_runs_by_itself_and_survives_a_restart(make_client):
     client = await make_client()
     first, _ = await fill_the_limit(client)
-    await set_times(
-        client, first["session_id"], join_deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    )
+    await set_times(client, first["session_id"], join_deadline=just_passed())
     await client.close()  # the server stops with the session still pending
     restarted = await make_client(sweep_interval_seconds=0.05)
 
