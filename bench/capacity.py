@@ -2,9 +2,9 @@
 
 Memory: livekit-agents' own `ProcPool` (the one `AgentServer` runs) starts a real job
 process through a forkserver that preloads what the worker preloads (the registered
-plugins, `agent.worker.PRELOAD_MODULES` and livekit's `ipc._preload`), runs `agent.worker.prewarm` in it (Silero VAD
-and the end-of-turn model) and unpickles `agent.worker.entrypoint` (importing
-agent.worker and everything a job imports). Once the pool reports it ready (idle,
+plugins, `agent.worker.PRELOAD_MODULES` and livekit's `ipc._preload`), runs
+`agent.worker.prewarm` in it (Silero VAD and the end-of-turn model) and unpickles
+`agent.worker.entrypoint` (already imported in the forkserver). Once the pool reports it ready (idle,
 waiting for a job) its RSS, USS and PSS are read with psutil. Baseline, same run: a job
 process of the same forkserver whose prewarm and entrypoint do nothing.
 

@@ -218,8 +218,8 @@ async def run_turns(
     local: Any, providers: Any, orders: OrdersTool, mcp_url: str, n_plain: int, n_tool: int, tries: int = 3
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """One warm-up turn, then turns until `n_plain` plain and `n_tool` tool turns were not held
-    back by the end-of-turn model (at most `tries` times that many turns: about half of
-    espeak's sentences are held, each for the 2.5 s max_delay)."""
+    back by the end-of-turn model (at most `tries` times that many turns: it holds many of
+    espeak's sentences, each for the 2.5 s max_delay; the held ones are reported apart)."""
     with tempfile.TemporaryDirectory() as tmp:
         config, dispatch, settings = character_configs(Path(tmp), mcp_url)
         settings = provider_settings(settings, providers)
@@ -283,8 +283,8 @@ def summary(rows: list[dict], key: str = "overhead_ms") -> dict[str, float]:
 
 
 async def run(quick: bool) -> dict:
-    # --quick: a look, not a measurement (make bench-quick's 3 minutes): the fewest turns that
-    # give every row of the tables, one try each
+    # --quick: a look, not a measurement (make bench-quick's 3 minutes): a few turns, one try
+    # each; the turns the model held still give the code path after the reported end of turn
     n_plain, n_tool, n_greet, tries = (2, 1, 1, 1) if quick else (50, 15, 8, 3)
     # one warm-up turn (connections, first inference), then tool turns spread among plain ones
     t = time.monotonic()
